@@ -1,0 +1,38 @@
+"""``download``: every frame of the chosen image sets, decoded and verified."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import NotAvailable
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "download",
+        help="download, decode and verify every frame of image sets",
+        description="Download every frame of the chosen image sets, decode it, verify its "
+        "CRC32 against the image set metadata and write it under --out.",
+    )
+    p.add_argument("--datastore-id", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--image-set-id", action="append", metavar="ID",
+                       help="an image set to download (repeatable)")
+    which.add_argument("--import-job-id", metavar="J",
+                       help="every image set an import job produced")
+    which.add_argument("--all", action="store_true", help="every image set of the data store")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "none"])
+    p.add_argument("--fetchers", type=int, default=None, help="concurrent GetImageFrame calls")
+    p.add_argument("--decoders", type=int, default=None, help="decode workers (default: cores)")
+    p.add_argument("--pool", choices=["process", "thread"], default=None)
+    p.add_argument("--endpoint-url", default=None)
+    p.add_argument("--region", default=None)
+    p.add_argument("--profile", default=None)
+    p.add_argument("--no-resume", action="store_true", help="download verified frames again")
+    p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    p.set_defaults(handler=_download)
+
+
+def _download(args: argparse.Namespace) -> int:
+    raise NotAvailable("'download' is not available in this build yet")

@@ -1,0 +1,99 @@
+"""One typed, frozen settings object for the client side of hi_async.
+
+This is the only module that reads environment variables of hi_async's own
+(``HI_ASYNC_*``); botocore still reads the standard ``AWS_*`` ones itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+OutputFormat = Literal["jph", "npy", "raw", "none"]
+PoolKind = Literal["process", "thread"]
+
+#: The service caps inflated image set metadata at 50 MB; never inflate more than that.
+METADATA_MAX_BYTES = 50 * 1024 * 1024
+
+
+def _default_decoders() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the client needs; defaults are right for most users."""
+
+    # AWS access (None means: the standard chain / botocore's defaults).
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+    # Concurrency.
+    fetchers: int = 64
+    decoders: int = field(default_factory=_default_decoders)
+    pool: PoolKind = "process"
+    metadata_fetchers: int = 8
+
+    # Bounded hand-offs between stages (items, not bytes).
+    queue_size: int = 256
+
+    # Retries: attempts per request including the first; backoff base and cap (seconds).
+    max_attempts: int = 8
+    backoff_base: float = 0.05
+    backoff_cap: float = 5.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+    # Output.
+    out_dir: Path | None = None
+    output_format: OutputFormat = "jph"
+    resume: bool = True
+    metadata_max_bytes: int = METADATA_MAX_BYTES
+
+    # Behaviour.
+    quiet: bool = False
+    debug: bool = False
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        from .errors import UsageError
+
+        if self.fetchers < 1:
+            raise UsageError(f"fetchers must be at least 1, got {self.fetchers}")
+        if self.decoders < 1:
+            raise UsageError(f"decoders must be at least 1, got {self.decoders}")
+        if self.queue_size < 1:
+            raise UsageError(f"queue_size must be at least 1, got {self.queue_size}")
+        if self.output_format not in ("jph", "npy", "raw", "none"):
+            raise UsageError(
+                f"unknown output format {self.output_format!r}",
+                hint="choose one of jph, npy, raw, none",
+            )
+        if self.pool not in ("process", "thread"):
+            raise UsageError(f"unknown pool kind {self.pool!r}", hint="choose process or thread")
+        if self.max_attempts < 1:
+            raise UsageError(f"max_attempts must be at least 1, got {self.max_attempts}")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Defaults, then ``HI_ASYNC_*`` environment variables, then ``overrides``."""
+        env: dict[str, object] = {}
+        ints = {"FETCHERS": "fetchers", "DECODERS": "decoders", "QUEUE_SIZE": "queue_size",
+                "MAX_ATTEMPTS": "max_attempts"}
+        for var, name in ints.items():
+            value = os.environ.get(f"HI_ASYNC_{var}")
+            if value:
+                env[name] = int(value)
+        if pool := os.environ.get("HI_ASYNC_POOL"):
+            env["pool"] = pool
+        if endpoint := os.environ.get("HI_ASYNC_ENDPOINT_URL"):
+            env["endpoint_url"] = endpoint
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**env)  # type: ignore[arg-type]

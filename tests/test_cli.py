@@ -1,0 +1,46 @@
+"""The command line's shape: help, subcommands and exit codes for usage errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from hi_async.cli import main
+from hi_async.errors import UsageError
+from hi_async.settings import Settings
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("run", "download", "cleanup", "local", "bench"):
+        assert name in out
+
+
+def test_module_entry_point_answers_help() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hi_async", "local", "serve", "--help"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0
+    assert "--data-dir" in proc.stdout
+
+
+def test_download_without_required_flags_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["download", "--out", "x"])
+    assert exc.value.code == 2
+    assert "--datastore-id" in capsys.readouterr().err
+
+
+def test_settings_reject_nonsense() -> None:
+    with pytest.raises(UsageError, match="fetchers"):
+        Settings(fetchers=0)
+    with pytest.raises(UsageError, match="output format"):
+        Settings(output_format="png")  # type: ignore[arg-type]
