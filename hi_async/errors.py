@@ -78,6 +78,14 @@ class FrameFailed(HiAsyncError):
         super().__init__(f"frame {frame_id} of image set {image_set_id} failed: {reason}")
 
 
+class DecodeError(HiAsyncError):
+    """A frame whose bytes do not decode to the pixels its metadata describes."""
+
+
+class UnsupportedContentType(DecodeError):
+    """A frame served with a content type hi_async cannot decode."""
+
+
 class OutputError(HiAsyncError):
     """The output folder cannot be written (not a folder, no permission, disk full)."""
 

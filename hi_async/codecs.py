@@ -1,0 +1,115 @@
+"""Decode a frame by its Content-Type and compute the CRC32 the service publishes. Pure.
+
+Runs inside decode workers (processes or threads), so it imports only numpy and
+imagecodecs and touches no files. The CRC32 rule (reference page, "Frames"): zlib's
+CRC-32 over the decoded full-resolution pixels, samples interleaved, little-endian,
+ceil(bit depth / 8) bytes per sample, signed values as stored, compared unsigned.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import imagecodecs
+import numpy as np
+
+from .errors import DecodeError, UnsupportedContentType
+
+# imagecodecs' deflate_crc32 gives zlib's CRC-32 and was about 12x faster than
+# zlib.crc32 on a 512x512 int16 frame on the development machine (9 us vs 108 us).
+_crc32: Callable[[object], int] = imagecodecs.deflate_crc32
+
+
+def crc32(pixels: np.ndarray) -> int:
+    """CRC-32 of the pixels' bytes in C order, as an unsigned 32-bit integer."""
+    arr = np.ascontiguousarray(pixels)
+    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and sys.byteorder == "big"):
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return int(_crc32(arr)) & 0xFFFFFFFF
+
+
+def _htj2k(data: bytes) -> np.ndarray:
+    # Accepts the JPEG 2000 family file wrapper (image/jph) and bare codestreams (jphc).
+    return imagecodecs.htj2k_decode(data)
+
+
+def _jpeg2k(data: bytes) -> np.ndarray:
+    return imagecodecs.jpeg2k_decode(data)
+
+
+def _jpeg(data: bytes) -> np.ndarray:
+    return imagecodecs.jpeg8_decode(data)
+
+
+def _jpegxl(data: bytes) -> np.ndarray:
+    decode = getattr(imagecodecs, "jpegxl_decode", None)
+    if decode is None:
+        raise UnsupportedContentType("image/jxl frames need imagecodecs built with JPEG XL")
+    return decode(data)
+
+
+_DECODERS: dict[str, Callable[[bytes], np.ndarray]] = {
+    "image/jph": _htj2k,
+    "image/jphc": _htj2k,
+    "image/htj2k": _htj2k,
+    "image/j2c": _jpeg2k,
+    "image/jp2": _jpeg2k,
+    "image/jpeg": _jpeg,
+    "image/jxl": _jpegxl,
+}
+
+RAW = "application/octet-stream"
+
+
+def base_content_type(content_type: str | None) -> str:
+    """``image/jph; transfer-syntax=...`` → ``image/jph`` (lower case)."""
+    return (content_type or RAW).split(";", 1)[0].strip().lower()
+
+
+def expected_shape(rows: int, columns: int, samples: int) -> tuple[int, ...]:
+    return (rows, columns) if samples == 1 else (rows, columns, samples)
+
+
+def decode(
+    data: bytes, content_type: str | None, rows: int, columns: int, samples: int, dtype: str
+) -> np.ndarray:
+    """Decoded pixels, shape (rows, columns) or (rows, columns, samples), stored dtype.
+
+    Raises UnsupportedContentType for a content type without a decoder and DecodeError
+    when the bytes do not decode to the described image.
+    """
+    kind = base_content_type(content_type)
+    target = np.dtype(dtype)
+    shape = expected_shape(rows, columns, samples)
+    if kind == RAW:
+        need = rows * columns * samples * target.itemsize
+        if len(data) < need:
+            raise DecodeError(f"raw frame has {len(data)} bytes, expected {need}")
+        return np.frombuffer(data, dtype=target, count=rows * columns * samples).reshape(shape)
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        raise UnsupportedContentType(
+            f"content type {kind!r} is not supported",
+            hint="hi_async decodes image/jph, image/jphc, image/j2c, image/jpeg and "
+            "application/octet-stream frames",
+        )
+    try:
+        pixels = decoder(bytes(data))
+    except UnsupportedContentType:
+        raise
+    except Exception as exc:  # imagecodecs raises its own error classes per codec
+        raise DecodeError(f"{kind} frame does not decode: {exc}") from None
+    if pixels.shape != shape:
+        if pixels.size == rows * columns * samples and pixels.ndim == 3 and samples > 1 \
+                and pixels.shape[0] == samples:
+            pixels = np.moveaxis(pixels, 0, -1)  # planar → interleaved
+        else:
+            raise DecodeError(f"{kind} frame decodes to shape {pixels.shape}, expected {shape}")
+    if pixels.dtype != target:
+        # Same width: reinterpret (signed as stored); wider or narrower: convert values.
+        if pixels.dtype.itemsize == target.itemsize and pixels.dtype.kind in "iu":
+            pixels = pixels.view(target.newbyteorder("=")).astype(target, copy=False)
+        else:
+            pixels = pixels.astype(target)
+    return pixels

@@ -1,0 +1,138 @@
+"""index.jsonl: the journal of frames safely on disk, and resuming from it.
+
+A frame's line is appended right after its file was renamed into place, so after a
+crash at any moment the index lists exactly the frames that are on disk. A torn last
+line (the crash hit mid-append) is cut off on resume, and leftover ``*.tmp`` files are
+removed. A rerun skips frames whose latest line says ``verified`` and whose file is
+still there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .errors import OutputError
+from .model import FrameResult
+
+INDEX = "index.jsonl"
+SUMMARY = "summary.json"
+
+
+def _entry(result: FrameResult, out_dir: Path) -> dict[str, Any]:
+    ref = result.ref
+    path = None
+    if result.path is not None:
+        path = Path(os.path.relpath(result.path, out_dir)).as_posix()
+    return {
+        "imageSetId": ref.image_set_id,
+        "imageFrameId": ref.image_frame_id,
+        "studyInstanceUid": ref.study_instance_uid,
+        "seriesInstanceUid": ref.series_instance_uid,
+        "sopInstanceUid": ref.sop_instance_uid,
+        "frameNumber": ref.frame_number,
+        "rows": ref.rows,
+        "columns": ref.columns,
+        "samplesPerPixel": ref.samples_per_pixel,
+        "dtype": np.dtype(ref.dtype).name,
+        "contentType": result.content_type,
+        "path": path,
+        "expectedCrc32": ref.expected_crc32,
+        "actualCrc32": result.actual_crc32,
+        "status": result.status,
+        "error": result.error,
+    }
+
+
+def remove_leftover_tmp(out_dir: Path) -> int:
+    """Delete ``*.tmp`` files a crashed run left in the output folder; returns how many."""
+    removed = 0
+    for tmp in out_dir.glob("*/*.tmp"):
+        try:
+            tmp.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def read_verified(out_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """(imageSetId, imageFrameId) → the latest journal entry, for verified frames on disk.
+
+    Cuts a torn last line off the index so that the next append starts a fresh line.
+    """
+    index = out_dir / INDEX
+    if not index.exists():
+        return {}
+    raw = index.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        keep = raw.rfind(b"\n") + 1
+        with open(index, "r+b") as fh:
+            fh.truncate(keep)
+        raw = raw[:keep]
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in raw.splitlines():
+        try:
+            entry = json.loads(line)
+            key = (entry["imageSetId"], entry["imageFrameId"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        latest[key] = entry
+    verified = {}
+    for key, entry in latest.items():
+        if entry.get("status") != "verified":
+            continue
+        rel = entry.get("path")
+        if rel is not None and not (out_dir / rel).is_file():
+            continue
+        verified[key] = entry
+    return verified
+
+
+class Journal:
+    """Appends one line per frame to DIR/index.jsonl (opened for the run's lifetime)."""
+
+    def __init__(self, out_dir: Path, *, resume: bool) -> None:
+        self.out_dir = out_dir
+        self._fh: IO[bytes] | None = None
+        try:
+            self._fh = open(out_dir / INDEX, "ab" if resume else "wb")  # noqa: SIM115
+        except OSError as exc:
+            raise OutputError(f"cannot write {out_dir / INDEX}: {exc.strerror or exc}") from None
+
+    def append(self, result: FrameResult) -> None:
+        """Write the frame's line and hand it to the OS (survives the process being killed)."""
+        assert self._fh is not None
+        line = json.dumps(_entry(result, self.out_dir), separators=(",", ":")) + "\n"
+        try:
+            self._fh.write(line.encode())
+            self._fh.flush()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot append to {self.out_dir / INDEX}: {exc.strerror or exc}",
+                hint="free some disk space and run again; verified frames are kept",
+            ) from None
+
+    def close(self) -> None:
+        if self._fh is None:
+            return
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError:
+            pass
+        finally:
+            self._fh.close()
+            self._fh = None
+
+
+def write_summary(out_dir: Path, document: dict[str, Any]) -> None:
+    """summary.json, written atomically."""
+    target = out_dir / SUMMARY
+    tmp = target.with_name(SUMMARY + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(tmp, target)

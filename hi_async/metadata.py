@@ -1,0 +1,199 @@
+"""Image set metadata (gzip JSON, as GetImageSetMetadata serves it) → FrameRefs. Pure.
+
+The document's conventions are in the HealthImaging reference page: IS/DS values are
+strings that may carry a DICOM pad space, US/SS values are numbers, the stored transfer
+syntax may be missing (then HTJ2K lossless, ``.4.202``), and the checksum to verify is
+the full-resolution one (largest Width, the last entry). ``FrameSizeInBytes`` is never
+trusted as the decoded size: its meaning changed over the service's life.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .errors import MetadataError
+from .model import DEFAULT_STORED_TRANSFER_SYNTAX, FrameRef
+from .paths import check_id
+from .settings import METADATA_MAX_BYTES
+
+_CHUNK = 1 << 16
+
+
+def gunzip_bounded(blob: bytes, limit: int = METADATA_MAX_BYTES) -> bytes:
+    """Inflate a gzip blob, refusing to produce more than ``limit`` bytes (gzip bombs)."""
+    if blob[:2] != b"\x1f\x8b":
+        # The service always gzips; plain JSON still parses (tolerate proxies that inflate).
+        if blob[:1] in (b"{", b" ", b"\n"):
+            if len(blob) > limit:
+                raise MetadataError(f"image set metadata is larger than {limit} bytes")
+            return blob
+        raise MetadataError(
+            "image set metadata is not gzip-compressed JSON",
+            hint="check that --endpoint-url points at a HealthImaging endpoint",
+        )
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = bytearray()
+    pending: bytes = blob
+    try:
+        while True:
+            # Bounded output per call: a bomb never gets further than the limit + one chunk.
+            chunk = inflater.decompress(pending, _CHUNK)
+            out += chunk
+            if len(out) > limit:
+                raise MetadataError(
+                    f"image set metadata inflates past {limit} bytes (the service's cap)",
+                    hint="the metadata is corrupt or not from HealthImaging",
+                )
+            pending = inflater.unconsumed_tail
+            if inflater.eof or (not pending and not chunk):
+                break
+    except zlib.error as exc:
+        raise MetadataError(f"image set metadata is not valid gzip: {exc}") from None
+    if not inflater.eof:
+        raise MetadataError("image set metadata is truncated (gzip stream ends early)")
+    return bytes(out)
+
+
+def _int(value: Any, name: str, where: str, default: int | None = None) -> int:
+    """A US/SS number or an IS string (possibly padded, possibly multi-valued)."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None:
+        if default is not None:
+            return default
+        raise MetadataError(f"image set metadata lacks {name} for {where}")
+    if isinstance(value, bool):
+        raise MetadataError(f"{name} of {where} is not a number: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value.strip()))
+        except ValueError:
+            pass
+    raise MetadataError(f"{name} of {where} is not a number: {value!r}")
+
+
+def _obj(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, Mapping):
+        raise MetadataError(f"image set metadata lacks the {key!r} object ({where})")
+    return value
+
+
+def _full_resolution_checksum(frame: Mapping[str, Any]) -> int | None:
+    entries = frame.get("PixelDataChecksumFromBaseToFullResolution")
+    if not isinstance(entries, list) or not entries:
+        return None
+    best = None
+    for entry in entries:
+        if not isinstance(entry, Mapping) or entry.get("Checksum") is None:
+            continue
+        width = entry.get("Width") or 0
+        if best is None or width >= (best.get("Width") or 0):
+            best = entry
+    if best is None:
+        return None
+    try:
+        return int(best["Checksum"]) & 0xFFFFFFFF
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_metadata(
+    document: bytes | Mapping[str, Any],
+    datastore_id: str,
+    image_set_id: str,
+    *,
+    label: str | None = None,
+    limit: int = METADATA_MAX_BYTES,
+) -> list[FrameRef]:
+    """Every frame of an image set, in series / instance / frame order.
+
+    ``document`` is the gzip blob as served (or an already parsed document).
+    """
+    return list(iter_frames(document, datastore_id, image_set_id, label=label, limit=limit))
+
+
+def iter_frames(
+    document: bytes | Mapping[str, Any],
+    datastore_id: str,
+    image_set_id: str,
+    *,
+    label: str | None = None,
+    limit: int = METADATA_MAX_BYTES,
+) -> Iterator[FrameRef]:
+    """Like :func:`parse_metadata`, lazily."""
+    if isinstance(document, (bytes, bytearray, memoryview)):
+        raw = gunzip_bounded(bytes(document), limit)
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MetadataError(
+                f"image set metadata of {image_set_id} is not JSON: {exc}"
+            ) from None
+    else:
+        doc = document
+    if not isinstance(doc, Mapping):
+        raise MetadataError(f"image set metadata of {image_set_id} is not a JSON object")
+    study = _obj(doc, "Study", image_set_id)
+    study_uid = str(_obj(study, "DICOM", "Study").get("StudyInstanceUID") or "")
+    series_map = _obj(study, "Series", "Study")
+    for series_uid, series in series_map.items():
+        if not isinstance(series, Mapping):
+            raise MetadataError(f"series {series_uid} of image set {image_set_id} is not an object")
+        series_dicom = series.get("DICOM") or {}
+        instances = _obj(series, "Instances", f"series {series_uid}")
+        for sop_uid, instance in instances.items():
+            where = f"instance {sop_uid} of image set {image_set_id}"
+            if not isinstance(instance, Mapping):
+                raise MetadataError(f"{where} is not an object")
+            dicom = instance.get("DICOM")
+            if not isinstance(dicom, Mapping):
+                raise MetadataError(f"image set metadata lacks the 'DICOM' object ({where})")
+            frames = instance.get("ImageFrames")
+            if frames is None:
+                continue  # an instance without pixel data (a report, a structured document)
+            if not isinstance(frames, list):
+                raise MetadataError(f"ImageFrames of {where} is not a list")
+            rows = _int(dicom.get("Rows"), "Rows", where)
+            columns = _int(dicom.get("Columns"), "Columns", where)
+            samples = _int(dicom.get("SamplesPerPixel"), "SamplesPerPixel", where, default=1)
+            bits_allocated = _int(dicom.get("BitsAllocated"), "BitsAllocated", where)
+            bits_stored = _int(dicom.get("BitsStored"), "BitsStored", where,
+                               default=bits_allocated)
+            signed = _int(dicom.get("PixelRepresentation"), "PixelRepresentation", where,
+                          default=0) == 1
+            tsuid = instance.get("StoredTransferSyntaxUID") or DEFAULT_STORED_TRANSFER_SYNTAX
+            if rows < 1 or columns < 1 or samples < 1 or not 1 <= bits_stored <= 64:
+                raise MetadataError(
+                    f"{where} has impossible dimensions: {rows}x{columns}x{samples}, "
+                    f"{bits_stored} bits"
+                )
+            for number, frame in enumerate(frames, start=1):
+                if not isinstance(frame, Mapping) or not isinstance(frame.get("ID"), str):
+                    raise MetadataError(f"frame {number} of {where} lacks its ID")
+                frame_id = check_id(frame["ID"], "image frame ID")
+                yield FrameRef(
+                    datastore_id=datastore_id,
+                    image_set_id=image_set_id,
+                    image_frame_id=frame_id,
+                    study_instance_uid=study_uid,
+                    series_instance_uid=str(series_dicom.get("SeriesInstanceUID") or series_uid),
+                    sop_instance_uid=str(sop_uid),
+                    frame_number=number,
+                    rows=rows,
+                    columns=columns,
+                    samples_per_pixel=samples,
+                    bits_allocated=bits_allocated,
+                    bits_stored=bits_stored,
+                    signed=signed,
+                    stored_transfer_syntax_uid=str(tsuid),
+                    expected_crc32=_full_resolution_checksum(frame),
+                    label=label,
+                )

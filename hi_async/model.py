@@ -1,0 +1,177 @@
+"""Frozen records that cross stages: what to download, what came back, what it added up to.
+
+They are plain dataclasses so that they pickle cheaply into decode workers and so that
+every stage can be tested on its own with hand-made values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+FrameStatus = Literal["verified", "failed", "unverifiable"]
+
+#: Stored transfer syntax → the Content-Type GetImageFrame serves it with.
+CONTENT_TYPES: dict[str, str] = {
+    "1.2.840.10008.1.2.4.202": "image/jph",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.91": "image/j2c",
+    "1.2.840.10008.1.2.4.90": "image/j2c",
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.112": "image/jxl",
+    "1.2.840.10008.1.2.1": "application/octet-stream",
+}
+
+#: What the service stores when the metadata does not say (see the reference page).
+DEFAULT_STORED_TRANSFER_SYNTAX = "1.2.840.10008.1.2.4.202"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSetRef:
+    """One image set to download; ``label`` groups output and summaries (a study name)."""
+
+    datastore_id: str
+    image_set_id: str
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRef:
+    """Everything the metadata says about one frame: where it is and how to check it."""
+
+    datastore_id: str
+    image_set_id: str
+    image_frame_id: str
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    frame_number: int  # 1-based within its instance
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    stored_transfer_syntax_uid: str
+    expected_crc32: int | None  # None: the metadata carries no checksum
+    label: str | None = None
+
+    @property
+    def bytes_per_sample(self) -> int:
+        """ceil(bit depth / 8): the sample width the service's CRC32 is computed over."""
+        return max(1, math.ceil(max(self.bits_stored, 1) / 8))
+
+    @property
+    def dtype(self) -> str:
+        """The stored numpy dtype, little-endian (for example ``<i2`` for signed CT)."""
+        width = self.bytes_per_sample
+        if width > 4:
+            width = 8
+        elif width == 3:
+            width = 4
+        kind = "i" if self.signed else "u"
+        return f"<{kind}{width}" if width > 1 else f"|{kind}1"
+
+    @property
+    def expected_content_type(self) -> str:
+        return CONTENT_TYPES.get(self.stored_transfer_syntax_uid, "application/octet-stream")
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """What became of one frame; ``pixels`` only when the caller asked for them."""
+
+    ref: FrameRef
+    status: FrameStatus
+    content_type: str | None = None
+    actual_crc32: int | None = None
+    path: Path | None = None  # absolute path written, or None
+    error: str | None = None
+    encoded_bytes: int = 0
+    pixels: Any = None  # numpy.ndarray when requested
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A verified (or unverifiable) frame yielded by ``Downloader.frames``."""
+
+    ref: FrameRef
+    pixels: Any = None  # numpy.ndarray with want="pixels"
+    path: Path | None = None  # the file written with want="path"
+    status: FrameStatus = "verified"
+
+
+@dataclass(slots=True)
+class Counts:
+    """Frame counts of one run (mutable while the run goes on)."""
+
+    frames: int = 0
+    verified: int = 0
+    failed: int = 0
+    unverifiable: int = 0
+    resumed: int = 0
+    bytes: int = 0
+
+    def add(self, result: FrameResult) -> None:
+        self.frames += 1
+        if result.resumed:
+            self.resumed += 1
+        if result.status == "verified":
+            self.verified += 1
+        elif result.status == "failed":
+            self.failed += 1
+        else:
+            self.unverifiable += 1
+        self.bytes += result.encoded_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The outcome of a run, as written to summary.json."""
+
+    frames: int
+    verified: int
+    failed: int
+    unverifiable: int
+    resumed: int
+    retries: int
+    bytes: int
+    seconds: float
+    by_label: dict[str, Counts] = field(default_factory=dict)
+    failures: tuple[FrameResult, ...] = ()
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no frame failed (the CLI's exit code 0)."""
+        return self.failed == 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary.json document."""
+        doc: dict[str, Any] = {
+            "frames": self.frames,
+            "verified": self.verified,
+            "failed": self.failed,
+            "unverifiable": self.unverifiable,
+            "resumed": self.resumed,
+            "retries": self.retries,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "framesPerSecond": round(self.frames_per_second, 1),
+        }
+        if self.by_label:
+            doc["byLabel"] = {
+                label: {
+                    "frames": c.frames, "verified": c.verified, "failed": c.failed,
+                    "unverifiable": c.unverifiable, "resumed": c.resumed, "bytes": c.bytes,
+                }
+                for label, c in self.by_label.items()
+            }
+        return doc

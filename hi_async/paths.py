@@ -1,0 +1,83 @@
+"""Safe output paths from server-supplied IDs.
+
+IDs come from the service (or from whoever answers at the endpoint) and end up in file
+names, so each is checked against the service's pattern before it touches a path, and
+every path built is proven to stay inside the output folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import InvalidId, OutputError
+
+_ID = re.compile(r"[0-9a-z]{32}")
+_JOB_ID = re.compile(r"[0-9a-z]{1,32}")
+
+EXTENSIONS = {"jph": ".jph", "npy": ".npy", "raw": ".raw"}
+
+
+def check_id(value: object, what: str) -> str:
+    """``value`` if it is a valid 32-character lower-case alphanumeric ID, else InvalidId."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidId(
+            f"{what} {value!r} is not valid",
+            hint="HealthImaging IDs are 32 characters of 0-9 and a-z; copy it from the "
+            "console or from 'aws medical-imaging list-datastores'",
+        )
+    return value
+
+
+def check_job_id(value: object) -> str:
+    if not isinstance(value, str) or not _JOB_ID.fullmatch(value):
+        raise InvalidId(
+            f"import job ID {value!r} is not valid",
+            hint="job IDs are 1 to 32 characters of 0-9 and a-z",
+        )
+    return value
+
+
+def frame_path(out_dir: Path, image_set_id: str, frame_id: str, fmt: str) -> Path | None:
+    """``out_dir/<imageSetId>/<imageFrameId>.<ext>``, or None for format ``none``."""
+    if fmt == "none":
+        return None
+    check_id(image_set_id, "image set ID")
+    check_id(frame_id, "image frame ID")
+    path = out_dir / image_set_id / (frame_id + EXTENSIONS[fmt])
+    ensure_inside(out_dir, path)
+    return path
+
+
+def tmp_path(path: Path) -> Path:
+    """The temporary name a frame is written under before it is verified."""
+    return path.with_name(path.name + ".tmp")
+
+
+def ensure_inside(root: Path, path: Path) -> None:
+    """Refuse any path that would leave ``root`` (belt and braces after ID checks)."""
+    root_r = root.resolve()
+    target = path.resolve()
+    if target != root_r and root_r not in target.parents:
+        raise OutputError(f"refusing to write {path}: it is outside the output folder {root}")
+
+
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Create the output folder (or check it) and prove that it can be written."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(
+            f"output path {out_dir} exists and is not a folder",
+            hint="pass --out a folder (new or existing), not a file",
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".hi_async-write-test.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(
+            f"output folder {out_dir} is not writable: {exc.strerror or exc}",
+            hint="choose a folder you can write to with --out",
+        ) from None
+    return out_dir

@@ -1,0 +1,126 @@
+"""Retries with exponential backoff and full jitter, a retry budget, adaptive concurrency.
+
+Full jitter (sleep uniformly in [0, min(cap, base * 2**attempt)]) spreads retries of
+many concurrent tasks out instead of synchronising them. The budget (a token bucket
+refilled by successes, as in botocore's "standard" mode) stops a retry storm when the
+service is down. The AIMD limiter halves the number of requests in flight on throttling
+and adds one per window of successes, so sustained throttling lowers concurrency and it
+recovers when the throttling stops.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+
+from . import aws
+from .settings import Settings
+
+T = TypeVar("T")
+
+#: Connection refused / DNS failures: the endpoint is likely wrong; give up sooner.
+_CONNECT_ATTEMPTS = 3
+
+
+class RetryBudget:
+    """Tokens spent by retries, earned back by successes."""
+
+    def __init__(self, capacity: float = 500.0, refund: float = 0.2) -> None:
+        self.capacity = capacity
+        self.tokens = capacity
+        self.refund = refund
+
+    def withdraw(self) -> bool:
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def success(self) -> None:
+        self.tokens = min(self.capacity, self.tokens + self.refund)
+
+
+class AimdLimiter:
+    """At most ``limit`` callers inside; the limit adapts to throttling (AIMD)."""
+
+    def __init__(self, maximum: int, *, cooldown: float = 0.2) -> None:
+        self.maximum = maximum
+        self.limit = float(maximum)
+        self.in_flight = 0
+        self.lowest = float(maximum)
+        self._cooldown = cooldown
+        self._last_cut = 0.0
+        self._cond = anyio.Condition()
+
+    async def __aenter__(self) -> None:
+        if self.in_flight < int(self.limit):
+            self.in_flight += 1
+            return
+        async with self._cond:
+            while self.in_flight >= int(self.limit):
+                await self._cond.wait()
+            self.in_flight += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.in_flight -= 1
+        if self._cond.statistics().tasks_waiting:
+            async with self._cond:
+                self._cond.notify(max(1, int(self.limit) - self.in_flight))
+
+    def on_success(self) -> None:
+        if self.limit < self.maximum:
+            self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
+
+    def on_throttle(self) -> None:
+        now = time.monotonic()
+        # One cut per burst: many requests in flight see the same throttling episode.
+        if now - self._last_cut >= self._cooldown:
+            self._last_cut = now
+            self.limit = max(1.0, self.limit / 2)
+            self.lowest = min(self.lowest, self.limit)
+
+
+class Retrier:
+    """Runs a request with retries; counts every request sent again."""
+
+    def __init__(self, settings: Settings, limiter: AimdLimiter | None = None,
+                 budget: RetryBudget | None = None) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.budget = budget or RetryBudget()
+        self.retries = 0
+        self.throttled = 0
+
+    def backoff(self, attempt: int) -> float:
+        s = self.settings
+        return random.uniform(0.0, min(s.backoff_cap, s.backoff_base * (2 ** attempt)))
+
+    async def call(self, op: Callable[[], Awaitable[T]], what: str) -> T:
+        """``await op()`` until it succeeds, or raise the translated hi_async error."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if self.limiter is not None:
+                    async with self.limiter:
+                        result = await op()
+                    self.limiter.on_success()
+                else:
+                    result = await op()
+                self.budget.success()
+                return result
+            except Exception as exc:
+                kind = aws.classify(exc)
+                limit = _CONNECT_ATTEMPTS if kind == "connect" else self.settings.max_attempts
+                if kind == "fatal" or attempt >= limit or not self.budget.withdraw():
+                    raise aws.translate(exc, what, self.settings) from exc
+                if kind == "throttle":
+                    self.throttled += 1
+                    if self.limiter is not None:
+                        self.limiter.on_throttle()
+                self.retries += 1
+            await anyio.sleep(self.backoff(attempt))
