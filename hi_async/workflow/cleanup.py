@@ -1,0 +1,133 @@
+"""Remove what a run created, in the order the services require, tolerating what is gone.
+
+Image sets first (a data store with image sets cannot be deleted), then the data store,
+then the buckets' contents (CloudFormation cannot delete a bucket that holds objects),
+then the stack, which deletes the buckets and the role. Each step treats "not found" as
+done, so clean-up can be run again after an interruption at any point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from ..errors import NotFound
+from .clients import call
+from .deploy import delete_stack
+from .state import StateFile
+
+Say = Callable[[str], None]
+
+
+async def _search_image_sets(mi: Any, datastore_id: str) -> list[str]:
+    ids: list[str] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"datastoreId": datastore_id, "maxResults": 50}
+        if token:
+            kwargs["nextToken"] = token
+        page = await call(f"listing image sets of {datastore_id}",
+                          mi.search_image_sets(**kwargs))
+        ids.extend(s["imageSetId"] for s in page.get("imageSetsMetadataSummaries", []))
+        token = page.get("nextToken")
+        if not token:
+            return ids
+
+
+async def delete_image_sets(mi: Any, datastore_id: str, known: list[str], *,
+                            concurrency: int = 4) -> int:
+    """Delete every image set of the data store (searched, plus ``known``); returns count."""
+    try:
+        found = await _search_image_sets(mi, datastore_id)
+    except NotFound:
+        return 0
+    ids = list(dict.fromkeys([*known, *found]))
+    deleted = 0
+    limit = anyio.Semaphore(concurrency)
+
+    async def one(image_set_id: str) -> None:
+        nonlocal deleted
+        async with limit:
+            try:
+                await call(f"deleting image set {image_set_id}", mi.delete_image_set(
+                    datastoreId=datastore_id, imageSetId=image_set_id))
+                deleted += 1
+            except NotFound:
+                pass
+
+    async with anyio.create_task_group() as tg:
+        for image_set_id in ids:
+            tg.start_soon(one, image_set_id)
+    # DeleteImageSet is asynchronous; the data store can go only once they are gone.
+    delay = 0.05
+    with anyio.fail_after(600):
+        while await _search_image_sets(mi, datastore_id):
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    return deleted
+
+
+async def delete_datastore(mi: Any, datastore_id: str, *, give_up_after: float = 900.0) -> bool:
+    """Delete the data store and wait until it is DELETED; False if it was already gone."""
+    try:
+        await call(f"deleting data store {datastore_id}",
+                   mi.delete_datastore(datastoreId=datastore_id))
+    except NotFound:
+        return False
+    delay = 0.05
+    with anyio.fail_after(give_up_after):
+        while True:
+            try:
+                answer = await call(f"reading data store {datastore_id}",
+                                    mi.get_datastore(datastoreId=datastore_id))
+            except NotFound:
+                return True
+            if answer["datastoreProperties"]["datastoreStatus"] == "DELETED":
+                return True
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def empty_bucket(s3: Any, bucket: str) -> int:
+    """Delete every object (and abort every multipart upload) in ``bucket``; returns count."""
+    removed = 0
+    try:
+        while True:
+            page = await call(f"listing s3://{bucket}", s3.list_objects_v2(Bucket=bucket))
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if not keys:
+                break
+            await call(f"emptying s3://{bucket}", s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": keys, "Quiet": True}))
+            removed += len(keys)
+        uploads = await call(f"listing uploads of s3://{bucket}",
+                             s3.list_multipart_uploads(Bucket=bucket))
+        for up in uploads.get("Uploads", []):
+            await call(f"aborting an upload to s3://{bucket}", s3.abort_multipart_upload(
+                Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"]))
+    except NotFound:
+        pass
+    return removed
+
+
+async def cleanup(clients: Any, state_file: StateFile, say: Say = print) -> None:
+    """Remove everything ``state_file`` records, updating it as each part goes."""
+    state = state_file.state
+    state_file.update(phase="cleaning")
+    if state.datastore_id:
+        n = await delete_image_sets(clients.mi, state.datastore_id, state.image_set_ids())
+        say(f"deleted {n} image set(s)")
+        if await delete_datastore(clients.mi, state.datastore_id):
+            say(f"deleted data store {state.datastore_id}")
+    for bucket in state.buckets:
+        n = await empty_bucket(clients.s3, bucket)
+        say(f"emptied s3://{bucket} ({n} object(s))")
+    if state.stack_name:
+        try:
+            await delete_stack(clients.cfn, state.stack_id or state.stack_name)
+            say(f"deleted stack {state.stack_name}")
+        except NotFound:
+            say(f"stack {state.stack_name} was already gone")
+    state_file.update(phase="cleaned")
