@@ -1,0 +1,239 @@
+"""One DICOM P10 file's bytes → a :class:`ParsedInstance`, or the reason it was refused.
+
+This runs in the import job's worker processes, so it is pure: bytes in, records out.
+
+Reading pixel data: pydicom decodes uncompressed, deflated and RLE data itself; for the
+compressed syntaxes it needs plugins, and we use the pylibjpeg family from PyPI:
+``pylibjpeg-libjpeg`` (JPEG lossless/extended, JPEG-LS), ``pylibjpeg-openjpeg`` (JPEG
+2000) and ``pylibjpeg-rle`` (a faster RLE). They are what pydicom's own documentation
+recommends, they cover every syntax the service transcodes, and they keep the stored
+pixels identical to what ``pydicom.pixels.pixel_array(ds, raw=True)`` returns.
+
+Colour: frames are stored with the samples the file holds, decoded with ``raw=True``,
+i.e. without colour-space conversion. RGB stays RGB; YBR_FULL stays YBR_FULL (the JPH
+``colr`` box then says sYCC); YBR_FULL_422 comes out upsampled to full resolution (one
+sample per pixel per component) because HTJ2K frames here carry no chroma subsampling.
+The metadata keeps the PhotometricInterpretation as imported. Lossless, and what a
+client needs to reproduce the file's values bit for bit.
+
+Frames of syntaxes the service keeps as imported (JPEG baseline, JPEG 2000 lossy,
+HTJ2K .203, JPEG XL, video) are the file's own fragments; their checksum is computed
+from the stored bytes decoded with imagecodecs, the way a client would decode them.
+JPEG extended streams that pydicom's plugins refuse are decoded with imagecodecs'
+libjpeg-turbo instead (see ``_fallback_frames``).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import imagecodecs
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_fragments, generate_frames
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import iter_pixels
+
+from .dicom_attrs import split_levels
+from .records import EncodedFrame, ParsedInstance
+from .transcode import HTJ2K_LOSSLESS_RPCL, as_is_frame, lossless_frame
+
+#: Syntaxes the service transcodes to HTJ2K lossless RPCL (reference page, "Import").
+TRANSCODED_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2",  # implicit VR little endian
+    "1.2.840.10008.1.2.1",  # explicit VR little endian
+    "1.2.840.10008.1.2.2",  # explicit VR big endian
+    "1.2.840.10008.1.2.1.99",  # deflated explicit VR little endian
+    "1.2.840.10008.1.2.5",  # RLE lossless
+    "1.2.840.10008.1.2.4.57",  # JPEG lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.51",  # JPEG extended
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.92",  # JPEG 2000 part 2 lossless
+    "1.2.840.10008.1.2.4.93",  # JPEG 2000 part 2
+    "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K lossless RPCL
+})
+
+#: Syntaxes stored as imported, with the content type GetImageFrame answers.
+STORED_AS_IS = {
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.91": "image/j2c",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.4.112": "image/jxl",
+    **dict.fromkeys(("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.100.1",
+                     "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.101.1"), "video/mpeg"),
+    **dict.fromkeys(("1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.102.1",
+                     "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.103.1",
+                     "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.104.1",
+                     "1.2.840.10008.1.2.4.105", "1.2.840.10008.1.2.4.105.1",
+                     "1.2.840.10008.1.2.4.106", "1.2.840.10008.1.2.4.106.1"), "video/mp4"),
+    # The service's documented content type for HEVC really is spelled this way.
+    **dict.fromkeys(("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"), "video/H256"),
+}
+
+#: Second decoders for transcoded syntaxes whose streams some encoders write loosely.
+_FALLBACK_DECODERS: dict[str, Callable[[bytes], np.ndarray]] = {
+    "1.2.840.10008.1.2.4.51": imagecodecs.jpeg8_decode,
+}
+_VIDEO_PREFIX = "video/"
+_REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+_AS_IS_DECODERS = {
+    "image/jpeg": imagecodecs.jpeg8_decode,
+    "image/j2c": imagecodecs.jpeg2k_decode,
+    "image/jphc": imagecodecs.htj2k_decode,
+    "image/jxl": imagecodecs.jpegxl_decode,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertFailure:
+    """Why one file was not imported, as its FAILURE record will say."""
+
+    input_file: str
+    exception_type: str  # "ValidationException" (customer) or "InternalServerException"
+    message: str
+
+    @property
+    def is_customer_error(self) -> bool:
+        return self.exception_type != "InternalServerException"
+
+
+class _Refused(Exception):
+    """A file the service refuses; the message goes into the FAILURE record."""
+
+
+def convert_p10(input_file: str, data: bytes) -> ParsedInstance | ConvertFailure:
+    """Parse and transcode one file. Never raises: every problem becomes a failure."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _convert(input_file, data)
+    except _Refused as exc:
+        return ConvertFailure(input_file, "ValidationException", str(exc))
+    except Exception as exc:
+        return ConvertFailure(input_file, "InternalServerException",
+                              f"the file could not be processed: {type(exc).__name__}: {exc}")
+
+
+def _convert(input_file: str, data: bytes) -> ParsedInstance:
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+    except InvalidDicomError as exc:
+        raise _Refused("the file is not a DICOM Part 10 file (no 'DICM' preamble and "
+                       "file meta information)") from exc
+    except Exception as exc:
+        raise _Refused(f"the DICOM file could not be parsed: {exc}") from exc
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if not ts:
+        raise _Refused("DICOM attribute TransferSyntaxUID does not exist")
+    ts = str(ts)
+    if "PixelData" not in ds:
+        raise _Refused("DICOM attribute PixelData does not exist: only instances with "
+                       "pixel data can be imported")
+    for keyword in _REQUIRED_UIDS:
+        if not ds.get(keyword):
+            raise _Refused(f"DICOM attribute {keyword} does not exist")
+    if ts in TRANSCODED_SYNTAXES:
+        frames = tuple(_transcoded_frames(ds, ts))
+        stored_ts = HTJ2K_LOSSLESS_RPCL
+    elif ts in STORED_AS_IS:
+        frames = tuple(_as_is_frames(ds, STORED_AS_IS[ts]))
+        stored_ts = ts
+    else:
+        raise _Refused(f"transfer syntax {ts} is not supported by HealthImaging import")
+    patient, study, series, instance, vrs = split_levels(ds)
+    return ParsedInstance(
+        input_file=input_file,
+        study_instance_uid=str(ds.StudyInstanceUID),
+        series_instance_uid=str(ds.SeriesInstanceUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        patient_dicom=patient,
+        study_dicom=study,
+        series_dicom=series,
+        instance_dicom=instance,
+        instance_vrs=vrs,
+        stored_transfer_syntax_uid=stored_ts,
+        frames=frames,
+    )
+
+
+def number_of_frames(ds: Dataset) -> int:
+    """NumberOfFrames as an int (1 when absent), refusing values that are not numbers."""
+    raw = ds.get("NumberOfFrames")
+    if raw in (None, ""):
+        return 1
+    try:
+        count = int(str(raw).strip())
+    except ValueError as exc:
+        raise _Refused(f"DICOM attribute NumberOfFrames has an invalid value {raw!r}") from exc
+    if count < 1:
+        raise _Refused(f"DICOM attribute NumberOfFrames must be at least 1, not {count}")
+    return count
+
+
+def _transcoded_frames(ds: Dataset, ts: str) -> list[EncodedFrame]:
+    expected = number_of_frames(ds)
+    ybr = str(ds.get("PhotometricInterpretation", "")).startswith("YBR_FULL")
+    try:
+        frames = [lossless_frame(_normalise(p), ybr=ybr) for p in iter_pixels(ds, raw=True)]
+    except Exception as exc:
+        fallback = _FALLBACK_DECODERS.get(ts)
+        if fallback is None:
+            raise _Refused(f"the pixel data could not be decoded: {exc}") from exc
+        frames = _fallback_frames(ds, expected, fallback, ybr, exc)
+    if len(frames) != expected:
+        raise _Refused(f"the pixel data holds {len(frames)} frames, "
+                       f"NumberOfFrames says {expected}")
+    return frames
+
+
+def _fallback_frames(ds: Dataset, count: int, decoder: Callable[[bytes], np.ndarray],
+                     ybr: bool, first_error: Exception) -> list[EncodedFrame]:
+    """Decode each fragment with imagecodecs when pydicom's plugins refuse the stream.
+
+    libjpeg-turbo reads some JPEG extended streams that libjpeg rejects (a scan header
+    with a non-zero spectral start, as in pydicom's own ``JPEG-lossy.dcm``).
+    """
+    try:
+        return [lossless_frame(_normalise(decoder(chunk)), ybr=ybr)
+                for chunk in generate_frames(ds.PixelData, number_of_frames=count)]
+    except Exception as exc:
+        raise _Refused(f"the pixel data could not be decoded: {first_error}") from exc
+
+
+def _normalise(pixels: np.ndarray) -> np.ndarray:
+    """Booleans and byte-swapped arrays → the integer, little-endian form we store."""
+    if pixels.dtype == np.bool_:
+        pixels = pixels.astype(np.uint8)
+    return pixels
+
+
+def _as_is_frames(ds: Dataset, content_type: str) -> Iterator[EncodedFrame]:
+    count = number_of_frames(ds)
+    try:
+        if content_type.startswith(_VIDEO_PREFIX):
+            # A video's fragments together are one stream; it is served as one frame.
+            chunks = [b"".join(generate_fragments(ds.PixelData))]
+        else:
+            chunks = list(generate_frames(ds.PixelData, number_of_frames=count))
+    except Exception as exc:
+        raise _Refused(f"the encapsulated pixel data could not be read: {exc}") from exc
+    if not content_type.startswith(_VIDEO_PREFIX) and len(chunks) != count:
+        raise _Refused(f"the pixel data holds {len(chunks)} frames, NumberOfFrames says {count}")
+    decoder = _AS_IS_DECODERS.get(content_type)
+    for chunk in chunks:
+        pixels = None
+        if decoder is not None:
+            try:
+                pixels = decoder(chunk)
+            except Exception:
+                pixels = None  # kept without checksum: the service stores it regardless
+        yield as_is_frame(bytes(chunk), content_type, pixels)

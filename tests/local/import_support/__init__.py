@@ -1,0 +1,1 @@
+"""Shared helpers for the import, synthetic-data and seed tests."""
