@@ -1,0 +1,240 @@
+"""The public library API: ``Downloader`` for repeated use, ``download()`` for one call.
+
+    async with hi_async.Downloader(settings) as dl:
+        async for frame in dl.frames(datastore_id, image_set_ids=[...], want="pixels"):
+            ...  # frame.ref (FrameRef), frame.pixels (numpy array)
+
+    summary = hi_async.download(datastore_id, image_set_ids=[...], out_dir="out")
+
+A ``Downloader`` holds one HealthImaging client (its connection pool sized to the
+fetchers), one decode pool and one retry state, and can run several downloads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+
+from . import aws
+from .errors import FrameFailed, HiAsyncError, UsageError
+from .journal import write_summary
+from .model import Frame, FrameResult, ImageSetRef, Summary
+from .paths import prepare_out_dir
+from .pipeline import Pipeline, ProgressListener
+from .retry import AimdLimiter, Retrier
+from .settings import Settings
+from .stages import discover
+from .stages.decode import DecodePool
+
+Want = Literal["pixels", "path"]
+
+
+class _Stop(Exception):
+    """The consumer of ``frames()`` went away: stop the run quietly."""
+
+
+class Downloader:
+    """An open connection to HealthImaging plus a decode pool; use as an async context."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self._stack = contextlib.AsyncExitStack()
+        self._mi: Any = None
+        self._s3: Any = None
+        self._pool: DecodePool | None = None
+        self._tg: Any = None
+        self.limiter = AimdLimiter(self.settings.fetchers)
+        self.retrier = Retrier(self.settings, self.limiter)
+        self.last_pipeline: Pipeline | None = None
+
+    async def __aenter__(self) -> Downloader:
+        s = self.settings
+        try:
+            self._mi = await self._stack.enter_async_context(aws.open_client(s, "medical-imaging"))
+            self._pool = DecodePool(s.pool, s.decoders)
+            self._stack.push_async_callback(self._pool.aclose)
+            # Owner of frames() producers, so that no cancel scope lives in a generator.
+            self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pool is not None and exc[0] is not None:
+            self._pool.close_now()  # interrupted: do not wait for queued frames
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()  # frames() loops the caller left early
+        await self._stack.aclose()
+
+    async def _s3_client(self) -> Any:
+        if self._s3 is None:
+            self._s3 = await self._stack.enter_async_context(
+                aws.open_client(self.settings, "s3", pool=4))
+        return self._s3
+
+    def image_sets(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
+                   import_job_id: str | None = None, all_image_sets: bool = False,
+                   label: str | None = None) -> AsyncIterator[ImageSetRef]:
+        """The image sets a selection names; exactly one selector must be given."""
+        chosen = sum([bool(image_set_ids), import_job_id is not None, bool(all_image_sets)])
+        if chosen != 1:
+            raise UsageError(
+                "choose exactly one of image_set_ids, import_job_id or all_image_sets",
+                hint="on the command line: --image-set-id ID ..., --import-job-id J or --all",
+            )
+        if image_set_ids:
+            return discover.from_ids(datastore_id, image_set_ids, label)
+        if import_job_id is not None:
+            return self._from_job(datastore_id, import_job_id, label)
+        return discover.search_all(self._client(), self.retrier, datastore_id)
+
+    async def _from_job(self, datastore_id: str, job_id: str,
+                        label: str | None) -> AsyncIterator[ImageSetRef]:
+        s3 = await self._s3_client()
+        async for ref in discover.from_job(self._client(), s3, self.retrier, datastore_id,
+                                           job_id, label):
+            yield ref
+
+    def _client(self) -> Any:
+        if self._mi is None or self._pool is None:
+            raise UsageError("use the Downloader inside 'async with Downloader(...) as dl'")
+        return self._mi
+
+    async def run(self, source: AsyncIterable[ImageSetRef], *, out_dir: str | Path | None = None,
+                  progress: ProgressListener | None = None) -> Summary:
+        """Download every frame of the image sets ``source`` yields, as they arrive.
+
+        Image sets may keep arriving while earlier ones download (the workflow feeds
+        studies in as their imports finish). Output goes to
+        ``out_dir/<imageSetId>/<imageFrameId>.<ext>`` with index.jsonl and summary.json;
+        the Summary's ``by_label`` breaks the counts down by ``ImageSetRef.label``.
+        """
+        self._client()
+        target = Path(out_dir) if out_dir is not None else self.settings.out_dir
+        if target is not None:
+            target = prepare_out_dir(Path(target))
+        assert self._pool is not None
+        pipeline = Pipeline(self.settings, self._mi, self._pool, self.retrier, out_dir=target,
+                            fmt=self.settings.output_format, progress=progress)
+        self.last_pipeline = pipeline
+        summary = await pipeline.run(source)
+        if target is not None:
+            write_summary(target, summary.to_json())
+        return summary
+
+    async def download(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
+                       import_job_id: str | None = None, all_image_sets: bool = False,
+                       out_dir: str | Path | None = None,
+                       progress: ProgressListener | None = None) -> Summary:
+        """Every frame of the selected image sets into ``out_dir``; returns the Summary."""
+        source = self.image_sets(datastore_id, image_set_ids=image_set_ids,
+                                 import_job_id=import_job_id, all_image_sets=all_image_sets)
+        return await self.run(source, out_dir=out_dir, progress=progress)
+
+    async def frames(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
+                     import_job_id: str | None = None, all_image_sets: bool = False,
+                     want: Want = "pixels", out_dir: str | Path | None = None,
+                     ) -> AsyncIterator[Frame]:
+        """Yield verified (and unverifiable) frames as they arrive, in completion order.
+
+        ``want="pixels"``: each Frame carries the decoded numpy array (no files written
+        unless ``out_dir`` is given). ``want="path"``: each carries the path of the file
+        written under ``out_dir`` (or ``settings.out_dir``) in the settings' format.
+        A frame that fails raises FrameFailed after the others in flight were handled;
+        breaking out of the loop stops the download.
+        """
+        if want not in ("pixels", "path"):
+            raise UsageError(f"want must be 'pixels' or 'path', not {want!r}")
+        target = Path(out_dir) if out_dir is not None else self.settings.out_dir
+        if want == "path" and (target is None or self.settings.output_format == "none"):
+            raise UsageError("want='path' needs an out_dir and an output format other than none")
+        source = self.image_sets(datastore_id, image_set_ids=image_set_ids,
+                                 import_job_id=import_job_id, all_image_sets=all_image_sets)
+        if target is not None:
+            target = prepare_out_dir(target)
+        send, receive = anyio.create_memory_object_stream[Frame | BaseException](
+            self.settings.decoders * 2)
+        self._client()
+        assert self._pool is not None
+        failures: list[FrameResult] = []
+
+        async def forward(result: FrameResult) -> None:
+            if result.status == "failed":
+                failures.append(result)
+                return
+            try:
+                await send.send(Frame(result.ref, result.pixels, result.path, result.status))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                raise _Stop from None
+
+        pipeline = Pipeline(self.settings, self._mi, self._pool, self.retrier, out_dir=target,
+                            fmt=self.settings.output_format, want_pixels=want == "pixels",
+                            on_result=forward)
+        self.last_pipeline = pipeline
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    await pipeline.run(source)
+                    if failures:
+                        first = failures[0]
+                        await send.send(FrameFailed(first.ref.image_set_id,
+                                                    first.ref.image_frame_id,
+                                                    f"{first.error} ({len(failures)} failed)"))
+                except _Stop:
+                    pass
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+                except Exception as exc:
+                    with contextlib.suppress(anyio.BrokenResourceError,
+                                             anyio.ClosedResourceError):
+                        await send.send(exc)
+
+        self._tg.start_soon(produce)
+        async with receive:
+            async for item in receive:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+
+
+def download(datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
+             import_job_id: str | None = None, all_image_sets: bool = False,
+             out_dir: str | Path, settings: Settings | None = None,
+             progress: ProgressListener | None = None) -> Summary:
+    """Download, decode and verify every frame of the selected image sets into ``out_dir``.
+
+    A blocking wrapper around ``Downloader.download`` (runs its own event loop, uvloop
+    when installed). Returns the Summary; raises a HiAsyncError subclass on bad input.
+    """
+    async def main() -> Summary:
+        async with Downloader(settings) as dl:
+            return await dl.download(datastore_id, image_set_ids=image_set_ids,
+                                     import_job_id=import_job_id,
+                                     all_image_sets=all_image_sets, out_dir=out_dir,
+                                     progress=progress)
+
+    return run_sync(main)
+
+
+def run_sync(fn: Any) -> Any:
+    """``anyio.run(fn)`` on uvloop when it is installed."""
+    try:
+        import uvloop  # noqa: F401
+        options: dict[str, Any] = {"use_uvloop": True}
+    except ImportError:
+        options = {}
+    try:
+        return anyio.run(fn, backend="asyncio", backend_options=options)
+    except BaseExceptionGroup as group:  # pragma: no cover - unwrapped by the pipeline
+        for exc in group.exceptions:
+            if isinstance(exc, HiAsyncError):
+                raise exc from None
+        raise
+
+
