@@ -1,10 +1,10 @@
-"""``cleanup``: finish removing what an interrupted workflow created."""
+"""``cleanup``: finish removing what an interrupted (or --keep) workflow run created."""
 
 from __future__ import annotations
 
 import argparse
-
-from ..errors import NotAvailable
+import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,12 +12,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cleanup",
         help="remove the resources a workflow run recorded in its state file",
         description="Delete the image sets, data store, bucket contents and stack that a "
-        "workflow run recorded in DIR's state file.",
+        "workflow run recorded in DIR's state file. For a run on the embedded local stack, "
+        "the stack is started again on the run's data folder (DIR/.hi_async/local-stack).",
     )
     p.add_argument("--out", default="hi_async-out", help="the run's output folder")
-    p.add_argument("--yes", action="store_true")
+    p.add_argument("--yes", action="store_true", help="never prompt")
     p.set_defaults(handler=_cleanup)
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    raise NotAvailable("'cleanup' is not available in this build yet")
+    import anyio
+
+    from ..workflow.main import run_cleanup
+    from ..workflow.state import StateFile
+
+    out = Path(args.out)
+    state = StateFile.load(out).state
+    if state.phase != "cleaned" and not args.yes and sys.stdin.isatty():
+        print("This removes:\n" + "\n".join(state.describe()))
+        if input("proceed? [y/N] ").strip().lower() not in ("y", "yes"):
+            return 1
+    if state.mode == "embedded" or state.mode == "endpoint":
+        import os
+
+        os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+        os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+    anyio.run(run_cleanup, out, lambda msg: print(msg))
+    print(f"run {state.run_id}: cleaned up")
+    return 0

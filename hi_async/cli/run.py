@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 
-from ..errors import NotAvailable
+from ..errors import ConfigurationError, UsageError
+
+_MENU = ("ct-chest", "ct-pelvis", "mri-head", "mri-breast")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,11 +32,89 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aws", action="store_true", help="run against real AWS")
     p.add_argument("--profile", default=None)
     p.add_argument("--region", default=None)
+    p.add_argument("--endpoint-url", default=None,
+                   help="use a local stack that is already running here (for example one "
+                   "started with 'local serve') instead of starting one")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan and the API calls without making them")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_run)
 
 
+def _ask_study() -> list[str]:
+    print("Which study should the workflow import and download?")
+    for n, name in enumerate(_MENU, 1):
+        from ..workflow.plan import SEED_STUDIES
+
+        s = SEED_STUDIES[name]
+        print(f"  {n}. {name:<11} {s.description} ({s.expected_instances} instances)")
+    print("  5. all")
+    answer = input("choice [2]: ").strip() or "2"
+    if answer in ("5", "all"):
+        return ["all"]
+    if answer.isdigit() and 1 <= int(answer) <= 4:
+        return [_MENU[int(answer) - 1]]
+    if answer in _MENU:
+        return [answer]
+    raise UsageError(f"{answer!r} is not one of the choices", hint="answer 1 to 5")
+
+
+def _aws_region(args: argparse.Namespace) -> str:
+    if args.region:
+        return str(args.region)
+    import boto3
+
+    region = boto3.Session(profile_name=args.profile).region_name
+    if not region:
+        raise ConfigurationError("no AWS region is configured for --aws",
+                                 hint="pass --region (for example --region us-east-1)")
+    return str(region)
+
+
 def _run(args: argparse.Namespace) -> int:
-    raise NotAvailable("the seed workflow is not available in this build yet")
+    import anyio
+
+    from ..settings import Settings
+    from ..workflow.main import run_workflow
+    from ..workflow.plan import Plan, describe, resolve_studies
+
+    if args.aws and args.endpoint_url:
+        raise UsageError("--aws and --endpoint-url exclude each other")
+    names = args.study
+    if names is None and not args.yes and not args.dry_run and sys.stdin.isatty():
+        names = _ask_study()
+    studies = resolve_studies(names)
+    region = _aws_region(args) if args.aws else (args.region or "us-east-1")
+    plan = Plan(tuple(studies), Path(args.out), aws=args.aws, region=region, keep=args.keep,
+                profile=args.profile, endpoint_url=args.endpoint_url)
+    if args.dry_run:
+        print("\n".join(describe(plan)))
+        return 0
+    if not args.aws:
+        # The local stack accepts any key; supply one so a machine without AWS credentials
+        # (or with real ones) never sends them to it.
+        os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+        os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+    settings = Settings.from_env(fetchers=args.fetchers, decoders=args.decoders,
+                                 output_format=args.format, quiet=args.quiet)
+    say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    outcome = anyio.run(run_workflow, plan, settings, say)
+    if outcome.interrupted or outcome.report is None:
+        print("\ninterrupted. What may still exist:", file=sys.stderr)
+        print("\n".join(outcome.state.describe()), file=sys.stderr)
+        print(f"remove it with: python -m hi_async cleanup --out {plan.out_dir}",
+              file=sys.stderr)
+        return 130
+    report = outcome.report
+    print(report.table())
+    for line in report.failures_text():
+        print(line, file=sys.stderr)
+    total = report.total()
+    print(f"{total.verified}/{total.frames} frames verified in {report.seconds:.1f} s; "
+          f"summary in {plan.out_dir / 'summary.json'}")
+    if not report.cleaned_up:
+        print("kept (--keep):\n" + "\n".join(outcome.state.describe()))
+        print(f"remove it with: python -m hi_async cleanup --out {plan.out_dir}")
+    return 0 if report.ok else 1
