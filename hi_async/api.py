@@ -23,7 +23,7 @@ from . import aws
 from .errors import FrameFailed, HiAsyncError, UsageError
 from .journal import write_summary
 from .model import Frame, FrameResult, ImageSetRef, Summary
-from .paths import prepare_out_dir
+from .paths import check_id, check_job_id, prepare_out_dir
 from .pipeline import Pipeline, ProgressListener
 from .retry import AimdLimiter, Retrier
 from .settings import Settings
@@ -81,12 +81,7 @@ class Downloader:
                    import_job_id: str | None = None, all_image_sets: bool = False,
                    label: str | None = None) -> AsyncIterator[ImageSetRef]:
         """The image sets a selection names; exactly one selector must be given."""
-        chosen = sum([bool(image_set_ids), import_job_id is not None, bool(all_image_sets)])
-        if chosen != 1:
-            raise UsageError(
-                "choose exactly one of image_set_ids, import_job_id or all_image_sets",
-                hint="on the command line: --image-set-id ID ..., --import-job-id J or --all",
-            )
+        validate_selection(datastore_id, image_set_ids, import_job_id, all_image_sets)
         if image_set_ids:
             return discover.from_ids(datastore_id, image_set_ids, label)
         if import_job_id is not None:
@@ -201,6 +196,22 @@ class Downloader:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+
+
+def validate_selection(datastore_id: str, image_set_ids: Sequence[str] | None,
+                       import_job_id: str | None, all_image_sets: bool) -> None:
+    """Raise UsageError/InvalidId for a selection that cannot be right, before any request."""
+    chosen = sum([bool(image_set_ids), import_job_id is not None, bool(all_image_sets)])
+    if chosen != 1:
+        raise UsageError(
+            "choose exactly one of image_set_ids, import_job_id or all_image_sets",
+            hint="on the command line: --image-set-id ID ..., --import-job-id J or --all",
+        )
+    check_id(datastore_id, "data store ID")
+    for image_set_id in image_set_ids or ():
+        check_id(image_set_id, "image set ID")
+    if import_job_id is not None:
+        check_job_id(import_job_id)
 
 
 def download(datastore_id: str, *, image_set_ids: Sequence[str] | None = None,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-
-from ..errors import NotAvailable
+import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,4 +35,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _download(args: argparse.Namespace) -> int:
-    raise NotAvailable("'download' is not available in this build yet")
+    from ..api import Downloader, run_sync, validate_selection
+    from ..progress import Progress, format_summary, report_failures
+    from ..settings import Settings
+
+    settings = Settings.from_env(
+        endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
+        fetchers=args.fetchers, decoders=args.decoders, pool=args.pool,
+        output_format=args.format, resume=not args.no_resume, quiet=args.quiet,
+        debug=getattr(args, "debug", False),
+    )
+    out = Path(args.out)
+    validate_selection(args.datastore_id, args.image_set_id, args.import_job_id, args.all)
+    from ..paths import prepare_out_dir
+
+    prepare_out_dir(out)
+
+    async def main():  # type: ignore[no-untyped-def]
+        with Progress(enabled=not args.quiet) as progress:
+            async with Downloader(settings) as dl:
+                return await dl.download(
+                    args.datastore_id, image_set_ids=args.image_set_id,
+                    import_job_id=args.import_job_id, all_image_sets=args.all,
+                    out_dir=out, progress=progress,
+                )
+
+    summary = run_sync(main)
+    report_failures(summary)
+    print(format_summary(summary), file=sys.stdout)
+    return 0 if summary.ok else 1

@@ -1,0 +1,155 @@
+"""Safe output paths, the worker's write protocol, and the journal's resume rules."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hi_async.errors import InvalidId, OutputError
+from hi_async.journal import Journal, read_verified, remove_leftover_tmp
+from hi_async.model import FrameRef, FrameResult
+from hi_async.paths import ensure_inside, frame_path, prepare_out_dir
+from hi_async.stages.work import Job, run_job
+
+from .helpers import crc, ct_pixels, encode, frame_id
+
+IS = frame_id(7)
+
+
+def _ref(n: int, expected: int | None) -> FrameRef:
+    return FrameRef(frame_id(1), IS, frame_id(n), "1.2", "1.2.3", "1.2.3.4", 1, 64, 48, 1,
+                    16, 12, True, "1.2.840.10008.1.2.4.202", expected)
+
+
+@pytest.mark.parametrize("bad", ["..", "../" + "a" * 29, "a/b" + "c" * 29, "/etc/passwd",
+                                 "A" * 32, "a" * 33, ""])
+def test_ids_that_could_leave_the_folder_are_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(InvalidId):
+        frame_path(tmp_path, bad, frame_id(1), "jph")
+    with pytest.raises(InvalidId):
+        frame_path(tmp_path, IS, bad, "npy")
+
+
+def test_frame_paths_follow_the_layout(tmp_path: Path) -> None:
+    assert frame_path(tmp_path, IS, frame_id(3), "npy") == tmp_path / IS / f"{frame_id(3)}.npy"
+    assert frame_path(tmp_path, IS, frame_id(3), "none") is None
+    with pytest.raises(OutputError):
+        ensure_inside(tmp_path / "a", tmp_path / "b" / "c")
+
+
+def test_output_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(OutputError, match="not a folder"):
+        prepare_out_dir(target)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_output_path_that_is_not_writable_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(OutputError, match="not writable"):
+            prepare_out_dir(locked / "out")
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("fmt", ["jph", "npy", "raw"])
+def test_worker_writes_verified_frames_in_each_format(tmp_path: Path, fmt: str) -> None:
+    pixels = ct_pixels()
+    data = encode(pixels, "image/jph")
+    path = tmp_path / f"f.{fmt}"
+    out = run_job(Job(data, "image/jph", 64, 48, 1, "<i2", crc(pixels), fmt, str(path)))
+    assert out.status == "verified" and out.path == str(path)
+    assert not Path(str(path) + ".tmp").exists()
+    if fmt == "jph":
+        assert path.read_bytes() == data
+    elif fmt == "npy":
+        back = np.load(path)
+        assert back.dtype == np.int16
+        np.testing.assert_array_equal(back, pixels)
+    else:
+        np.testing.assert_array_equal(np.fromfile(path, "<i2").reshape(64, 48), pixels)
+
+
+def test_worker_never_writes_a_mismatched_frame(tmp_path: Path) -> None:
+    pixels = ct_pixels()
+    path = tmp_path / "f.jph"
+    out = run_job(Job(encode(pixels, "image/jph"), "image/jph", 64, 48, 1, "<i2",
+                      crc(pixels) ^ 1, "jph", str(path)))
+    assert out.status == "mismatch" and "CRC32" in (out.error or "")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_worker_reports_unknown_content_type_as_a_failure(tmp_path: Path) -> None:
+    out = run_job(Job(b"abc", "video/mp4", 4, 4, 1, "<u2", 1, "jph", str(tmp_path / "f")))
+    assert out.status == "failed" and "video/mp4" in (out.error or "")
+
+
+def test_worker_returns_pixels_only_when_asked() -> None:
+    pixels = ct_pixels()
+    job = Job(encode(pixels, "image/jphc"), "image/jphc", 64, 48, 1, "<i2", crc(pixels),
+              "none", None)
+    assert run_job(job).pixels is None
+    got = run_job(Job(*[getattr(job, f) for f in job.__slots__[:-1]], want_pixels=True))
+    np.testing.assert_array_equal(got.pixels, pixels)
+
+
+def test_missing_checksum_is_unverifiable_but_kept(tmp_path: Path) -> None:
+    pixels = ct_pixels()
+    path = tmp_path / "f.jph"
+    out = run_job(Job(encode(pixels, "image/jph"), "image/jph", 64, 48, 1, "<i2", None,
+                      "jph", str(path)))
+    assert out.status == "unverifiable" and path.exists()
+
+
+def _journal_with(tmp_path: Path, results: list[FrameResult]) -> None:
+    j = Journal(tmp_path, resume=True)
+    for r in results:
+        j.append(r)
+    j.close()
+
+
+def test_journal_lines_carry_the_contract_fields(tmp_path: Path) -> None:
+    path = tmp_path / IS / "x.jph"
+    _journal_with(tmp_path, [FrameResult(_ref(1, 5), "verified", "image/jph", 5, path)])
+    (line,) = (tmp_path / "index.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert set(entry) == {"imageSetId", "imageFrameId", "studyInstanceUid",
+                          "seriesInstanceUid", "sopInstanceUid", "frameNumber", "rows",
+                          "columns", "samplesPerPixel", "dtype", "contentType", "path",
+                          "expectedCrc32", "actualCrc32", "status", "error"}
+    assert entry["path"] == f"{IS}/x.jph" and entry["dtype"] == "int16"
+
+
+def test_resume_keeps_verified_frames_on_disk_and_ignores_a_torn_line(tmp_path: Path) -> None:
+    (tmp_path / IS).mkdir()
+    on_disk = tmp_path / IS / "a.jph"
+    on_disk.write_bytes(b"x")
+    _journal_with(tmp_path, [
+        FrameResult(_ref(1, 5), "verified", "image/jph", 5, on_disk),
+        FrameResult(_ref(2, 5), "verified", "image/jph", 5, tmp_path / IS / "gone.jph"),
+        FrameResult(_ref(3, 5), "failed", None, None, None, "boom"),
+        FrameResult(_ref(4, 5), "verified", None, 5, None),  # format none
+    ])
+    with open(tmp_path / "index.jsonl", "ab") as fh:
+        fh.write(b'{"imageSetId": "' + IS.encode() + b'", "imageFr')
+    verified = read_verified(tmp_path)
+    assert set(verified) == {(IS, frame_id(1)), (IS, frame_id(4))}
+    assert (tmp_path / "index.jsonl").read_bytes().endswith(b"\n")
+    _journal_with(tmp_path, [FrameResult(_ref(3, 5), "verified", None, 5, None)])
+    assert (IS, frame_id(3)) in read_verified(tmp_path)
+
+
+def test_leftover_tmp_files_are_removed(tmp_path: Path) -> None:
+    (tmp_path / IS).mkdir()
+    (tmp_path / IS / "a.jph.tmp").write_bytes(b"half")
+    (tmp_path / IS / "b.jph").write_bytes(b"whole")
+    assert remove_leftover_tmp(tmp_path) == 1
+    assert [p.name for p in (tmp_path / IS).iterdir()] == ["b.jph"]

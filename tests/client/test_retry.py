@@ -1,0 +1,111 @@
+"""Backoff, the retry budget and the adaptive limiter, with real botocore exceptions."""
+
+from __future__ import annotations
+
+import anyio
+import botocore.exceptions as bx
+import pytest
+
+from hi_async import aws
+from hi_async.errors import AccessDenied, CredentialsError, EndpointUnreachable, NotFound
+from hi_async.retry import AimdLimiter, Retrier, RetryBudget
+from hi_async.settings import Settings
+
+
+def _client_error(code: str, status: int) -> bx.ClientError:
+    return bx.ClientError({"Error": {"Code": code, "Message": "msg"},
+                           "ResponseMetadata": {"HTTPStatusCode": status}}, "GetImageFrame")
+
+
+@pytest.mark.parametrize("exc, kind", [
+    (_client_error("ThrottlingException", 429), "throttle"),
+    (_client_error("InternalServerException", 500), "retry"),
+    (_client_error("ResourceNotFoundException", 404), "fatal"),
+    (bx.ResponseStreamingError(error="cut"), "retry"),
+    (bx.IncompleteReadError(actual_bytes=1, expected_bytes=2), "retry"),
+    (bx.EndpointConnectionError(endpoint_url="http://x"), "connect"),
+])
+def test_errors_are_classified(exc: Exception, kind: str) -> None:
+    assert aws.classify(exc) == kind
+
+
+@pytest.mark.parametrize("exc, cls", [
+    (bx.NoCredentialsError(), CredentialsError),
+    (_client_error("UnrecognizedClientException", 403), CredentialsError),
+    (_client_error("AccessDeniedException", 403), AccessDenied),
+    (_client_error("ResourceNotFoundException", 404), NotFound),
+    (bx.EndpointConnectionError(endpoint_url="http://x"), EndpointUnreachable),
+])
+def test_errors_are_translated_with_advice(exc: Exception, cls: type) -> None:
+    err = aws.translate(exc, "get a frame")
+    assert isinstance(err, cls) and err.hint
+
+
+async def test_transient_errors_are_retried_and_counted() -> None:
+    retrier = Retrier(Settings(backoff_base=0.001, backoff_cap=0.002))
+    calls = 0
+
+    async def op() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise bx.ResponseStreamingError(error="cut")
+        return "ok"
+
+    assert await retrier.call(op, "x") == "ok"
+    assert (calls, retrier.retries) == (3, 2)
+
+
+async def test_fatal_errors_are_not_retried() -> None:
+    retrier = Retrier(Settings(backoff_base=0.001))
+
+    async def op() -> None:
+        raise _client_error("AccessDeniedException", 403)
+
+    with pytest.raises(AccessDenied):
+        await retrier.call(op, "x")
+    assert retrier.retries == 0
+
+
+async def test_an_empty_budget_stops_retrying() -> None:
+    retrier = Retrier(Settings(backoff_base=0.001), budget=RetryBudget(capacity=1))
+
+    async def op() -> None:
+        raise _client_error("InternalServerException", 500)
+
+    with pytest.raises(Exception, match="failed"):
+        await retrier.call(op, "x")
+    assert retrier.retries == 1
+
+
+def test_full_jitter_stays_below_the_exponential_cap() -> None:
+    retrier = Retrier(Settings(backoff_base=0.1, backoff_cap=1.0))
+    samples = [retrier.backoff(3) for _ in range(200)]
+    assert all(0 <= s <= 0.8 for s in samples) and max(samples) > 0.4
+    assert all(retrier.backoff(10) <= 1.0 for _ in range(100))
+
+
+async def test_limiter_halves_on_throttling_and_recovers() -> None:
+    limiter = AimdLimiter(32, cooldown=0.0)
+    limiter.on_throttle()
+    limiter.on_throttle()
+    assert limiter.limit == 8
+    for _ in range(2000):
+        limiter.on_success()
+    assert limiter.limit == 32
+
+
+async def test_limiter_bounds_concurrency() -> None:
+    limiter = AimdLimiter(3)
+    peak = 0
+
+    async def worker() -> None:
+        nonlocal peak
+        async with limiter:
+            peak = max(peak, limiter.in_flight)
+            await anyio.sleep(0.001)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(worker)
+    assert peak == 3 and limiter.in_flight == 0
