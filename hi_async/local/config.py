@@ -1,0 +1,72 @@
+"""Configuration of the local stack: where it listens, where state lives, realism knobs.
+
+Knob names are the ``local serve`` flag names without dashes, so the same names work on
+the command line, in ``POST /_hi_async/faults`` and in :class:`Knobs` keyword arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .ids import ACCOUNT_ID
+
+#: Seconds a data store spends CREATING (and DELETING) before it settles.
+DEFAULT_DATASTORE_DELAY = 0.3
+
+
+@dataclass(slots=True)
+class Knobs:
+    """Network realism and fault injection; every knob is off at its default."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    bandwidth_mbps: float = 0.0
+    throttle_rps: float = 0.0
+    error_rate: float = 0.0
+    drop_rate: float = 0.0
+    truncate_rate: float = 0.0
+    corrupt_rate: float = 0.0
+    fault_seed: int | None = None
+
+    def updated(self, changes: dict[str, Any]) -> Knobs:
+        """A copy with ``changes`` applied; unknown names or bad values raise ValueError."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown knob(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        values = dataclasses.asdict(self)
+        for key, value in changes.items():
+            if key == "fault_seed":
+                values[key] = None if value is None else int(value)
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{key} must be a number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{key} must not be negative, got {value}")
+            if key.endswith("_rate") and value > 1:
+                raise ValueError(f"{key} is a share between 0 and 1, got {value}")
+            values[key] = float(value)
+        return Knobs(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(slots=True)
+class StackConfig:
+    """Everything the server needs to start."""
+
+    host: str = "127.0.0.1"
+    port: int = 4566
+    data_dir: Path | None = None
+    knobs: Knobs = field(default_factory=Knobs)
+    verify_signatures: bool = False
+    #: access key id → secret, used only with ``verify_signatures``.
+    credentials: dict[str, str] = field(default_factory=lambda: {"test": "test"})
+    datastore_delay: float = DEFAULT_DATASTORE_DELAY
+    account_id: str = ACCOUNT_ID
+    #: Bytes of frame data kept in memory to spare a file read per GetImageFrame.
+    frame_cache_bytes: int = 256 * 1024 * 1024
