@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
+import sys
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 import anyio
@@ -17,8 +18,11 @@ import anyio
 from .work import Job, Outcome, run_batch, run_job
 
 
-def _ignore_sigint() -> None:
+def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # OpenJPH reports a corrupt codestream through an exception Cython cannot raise and
+    # prints it; the frame's failure is reported properly by run_job instead.
+    sys.unraisablehook = lambda _unraisable: None
 
 
 class DecodePool:
@@ -34,7 +38,7 @@ class DecodePool:
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["hi_async.stages.work"])
             self._executor = ProcessPoolExecutor(workers, mp_context=ctx,
-                                                 initializer=_ignore_sigint)
+                                                 initializer=_init_worker)
         else:
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="hi_async-decode")
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import codecs
-from ..errors import DecodeError
+from ..errors import DecodeError, UnsupportedContentType
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # verified | mismatch | failed | unverifiable | disk_full
+    status: str  # verified | mismatch (CRC or decode) | failed | unverifiable | disk_full
     actual_crc32: int | None = None
     error: str | None = None
     path: str | None = None
@@ -70,8 +70,11 @@ def run_job(job: Job) -> Outcome:
         pixels = codecs.decode(
             job.data, job.content_type, job.rows, job.columns, job.samples, job.dtype
         )
-    except DecodeError as exc:
+    except UnsupportedContentType as exc:
         return Outcome("failed", error=exc.message)
+    except DecodeError as exc:
+        # Possibly damaged in transit: the caller fetches it once more, like a mismatch.
+        return Outcome("mismatch", error=exc.message)
     actual = codecs.crc32(pixels)
     if job.expected_crc32 is None:
         status = "unverifiable"
