@@ -1,0 +1,263 @@
+"""Runs StartDICOMImportJob jobs for real: S3 in, parsed instances into the backend, S3 out.
+
+The server owns one :class:`ImportRunner` and awaits ``runner.run(job)`` in a task per
+job. A job lists its input prefix in moto's S3 (nested folders included), reads each
+object in a thread, converts it in a process pool sized to the machine (pydicom parsing
+and HTJ2K encoding never touch the event loop, so GetImageFrame keeps being served),
+hands the parsed instances to the backend in batches, and writes the job output folder
+the service writes: ``job-output-manifest.json``, ``SUCCESS/success.ndjson``,
+``FAILURE/failure.ndjson`` and ``WARNING/warning.ndjson``.
+
+Job-level errors (input bucket or prefix missing or empty, output bucket missing, more
+than 5000 files, more than 10 GB) end the job FAILED with a message; a file that cannot
+be imported only adds a FAILURE record.
+
+Each batch handed to the backend becomes one version of the image sets it touches, so
+a job up to ``batch_instances`` files (or ``batch_bytes`` of encoded frames) yields one
+version per image set, as the service does; larger jobs yield a few.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from .convert import ConvertFailure, convert_p10
+from .records import ParsedInstance
+from .s3_access import MotoS3, S3Object, split_s3_uri
+
+MAX_FILES = 5000
+MAX_BYTES = 10 * 1024**3
+
+
+class JobLike(Protocol):
+    datastore_id: str
+    job_id: str
+    input_s3_uri: str
+    output_s3_uri: str
+
+
+class JobFailure(Exception):
+    """A job-level error: the job ends FAILED with this message."""
+
+
+@dataclass
+class _Outcome:
+    successes: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    customer_errors: int = 0
+    server_errors: int = 0
+    #: image set ID → [version, isPrimary, number of instances]
+    image_sets: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def output_folder(job: JobLike) -> str:
+    """``<outputS3Uri>/<datastoreId>-DicomImport-<jobId>/`` (what GetDICOMImportJob reports)."""
+    base = job.output_s3_uri if job.output_s3_uri.endswith("/") else job.output_s3_uri + "/"
+    return f"{base}{job.datastore_id}-DicomImport-{job.job_id}/"
+
+
+class ImportRunner:
+    """Turns import jobs into image sets; one per server, shared by all jobs."""
+
+    def __init__(self, backend: Any, *, workers: int | None = None, s3: MotoS3 | None = None,
+                 batch_instances: int = 1000, batch_bytes: int = 512 * 1024**2) -> None:
+        self._backend = backend
+        self._s3 = s3 or MotoS3(getattr(backend, "account_id", None))
+        self._workers = workers or max(1, os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+        self._batch_instances = batch_instances
+        self._batch_bytes = batch_bytes
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: the server process has threads (moto, aiohttp) that fork would copy
+            # in whatever state they were in.
+            self._pool = ProcessPoolExecutor(self._workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes (queued conversions are dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    async def run(self, job: JobLike) -> None:
+        """Run one job to COMPLETED or FAILED; cancellation marks it FAILED."""
+        ds_id, job_id = job.datastore_id, job.job_id
+        await anyio.to_thread.run_sync(self._backend.mark_job_in_progress, ds_id, job_id)
+        try:
+            outcome = await self._import(job)
+            await anyio.to_thread.run_sync(self._write_output, job, outcome)
+        except JobFailure as exc:
+            await anyio.to_thread.run_sync(self._backend.finish_job, ds_id, job_id, "FAILED",
+                                           str(exc))
+            return
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(
+                    self._backend.finish_job, ds_id, job_id, "FAILED",
+                    "the local stack stopped while the job was running; start it again")
+            raise
+        except Exception as exc:
+            await anyio.to_thread.run_sync(
+                self._backend.finish_job, ds_id, job_id, "FAILED",
+                f"internal error while importing: {type(exc).__name__}: {exc}")
+            raise
+        await anyio.to_thread.run_sync(self._backend.finish_job, ds_id, job_id, "COMPLETED",
+                                       None)
+
+    # -- the job ------------------------------------------------------------------------
+    async def _import(self, job: JobLike) -> _Outcome:
+        objects = await anyio.to_thread.run_sync(self._inputs, job)
+        outcome = _Outcome()
+        send, receive = anyio.create_memory_object_stream[ParsedInstance | ConvertFailure](
+            max_buffer_size=self._workers * 2)
+        work_send, work_receive = anyio.create_memory_object_stream[S3Object](
+            max_buffer_size=self._workers * 2)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._feed, objects, work_send)
+            async with send:
+                for _ in range(self._workers * 2):
+                    tg.start_soon(self._convert_worker, work_receive.clone(), send.clone())
+            work_receive.close()
+            await self._collect(job, receive, outcome)
+        return outcome
+
+    def _inputs(self, job: JobLike) -> list[S3Object]:
+        in_bucket, in_prefix = split_s3_uri(job.input_s3_uri)
+        out_bucket, _ = split_s3_uri(job.output_s3_uri)
+        if not self._s3.bucket_exists(in_bucket):
+            raise JobFailure(f"input bucket {in_bucket} does not exist or cannot be read "
+                             f"with the data access role; check inputS3Uri {job.input_s3_uri}")
+        if not self._s3.bucket_exists(out_bucket):
+            raise JobFailure(f"output bucket {out_bucket} does not exist; create it or fix "
+                             f"outputS3Uri {job.output_s3_uri}")
+        if in_prefix and not in_prefix.endswith("/"):
+            in_prefix += "/"
+        objects = [o for o in self._s3.list(in_bucket, in_prefix) if not o.key.endswith("/")]
+        if not objects:
+            raise JobFailure(f"no files under {job.input_s3_uri}; upload DICOM files there "
+                             "first")
+        if len(objects) > MAX_FILES:
+            raise JobFailure(f"{len(objects)} files under {job.input_s3_uri}; an import job "
+                             f"takes at most {MAX_FILES}: split the input into several jobs")
+        total = sum(o.size for o in objects)
+        if total > MAX_BYTES:
+            raise JobFailure(f"{total / 1024**3:.1f} GB under {job.input_s3_uri}; an import "
+                             "job takes at most 10 GB: split the input into several jobs")
+        return objects
+
+    async def _feed(self, objects: Sequence[S3Object],
+                    send: ObjectSendStream[S3Object]) -> None:
+        async with send:
+            for obj in objects:
+                await send.send(obj)
+
+    async def _convert_worker(self, receive: ObjectReceiveStream[S3Object],
+                              send: ObjectSendStream[ParsedInstance | ConvertFailure]) -> None:
+        loop = asyncio.get_running_loop()
+        pool = self._executor()
+        async with receive, send:
+            async for obj in receive:
+                uri = f"s3://{obj.bucket}/{obj.key}"
+                try:
+                    data = await anyio.to_thread.run_sync(self._s3.read, obj.bucket, obj.key)
+                except Exception as exc:
+                    await send.send(ConvertFailure(uri, "InternalServerException",
+                                                   f"the file could not be read: {exc}"))
+                    continue
+                try:
+                    result = await loop.run_in_executor(pool, convert_p10, uri, data)
+                except BrokenProcessPool as exc:
+                    # A worker died (out of memory, killed): this file fails, the job goes on
+                    # with a fresh pool.
+                    if self._pool is pool:
+                        self._pool = None
+                    pool = self._executor()
+                    result = ConvertFailure(uri, "InternalServerException",
+                                            f"the worker converting this file died: {exc}")
+                await send.send(result)
+
+    async def _collect(self, job: JobLike,
+                       receive: ObjectReceiveStream[ParsedInstance | ConvertFailure],
+                       outcome: _Outcome) -> None:
+        batch: list[ParsedInstance] = []
+        batch_bytes = 0
+        async with receive:
+            async for result in receive:
+                if isinstance(result, ConvertFailure):
+                    outcome.failures.append(_failure_record(result))
+                    if result.is_customer_error:
+                        outcome.customer_errors += 1
+                    else:
+                        outcome.server_errors += 1
+                    continue
+                batch.append(result)
+                batch_bytes += sum(len(f.data) for f in result.frames)
+                if len(batch) >= self._batch_instances or batch_bytes >= self._batch_bytes:
+                    await self._flush(job, batch, outcome)
+                    batch, batch_bytes = [], 0
+        if batch:
+            await self._flush(job, batch, outcome)
+
+    async def _flush(self, job: JobLike, batch: list[ParsedInstance], outcome: _Outcome) -> None:
+        results = await anyio.to_thread.run_sync(
+            lambda: self._backend.add_instances(job.datastore_id, batch, job_id=job.job_id))
+        for r in results:
+            outcome.successes.append({"inputFile": r.input_file, "importResponse": {
+                "imageSetId": r.image_set_id, "isPrimary": r.is_primary}})
+            entry = outcome.image_sets.setdefault(r.image_set_id, [0, r.is_primary, 0])
+            entry[0] = max(entry[0], r.image_set_version)
+            entry[2] += 1
+
+    # -- output -------------------------------------------------------------------------
+    def _write_output(self, job: JobLike, outcome: _Outcome) -> None:
+        folder = output_folder(job)
+        bucket, prefix = split_s3_uri(folder)
+        scanned = len(outcome.successes) + len(outcome.failures)
+        summary = {
+            "jobId": job.job_id,
+            "datastoreId": job.datastore_id,
+            "inputS3Uri": job.input_s3_uri,
+            "outputS3Uri": folder,
+            "successOutputS3Uri": f"{folder}SUCCESS/",
+            "failureOutputS3Uri": f"{folder}FAILURE/",
+            "warningsOutputS3Uri": f"{folder}WARNING/",
+            "numberOfScannedFiles": scanned,
+            "numberOfImportedFiles": len(outcome.successes),
+            "numberOfFilesWithCustomerError": outcome.customer_errors,
+            "numberOfFilesWithServerError": outcome.server_errors,
+            "numberOfGeneratedImageSets": len(outcome.image_sets),
+            "imageSetsSummary": [
+                {"imageSetId": image_set_id, "imageSetVersion": version,
+                 "isPrimary": is_primary, "numberOfMatchedSOPInstances": count}
+                for image_set_id, (version, is_primary, count) in outcome.image_sets.items()
+            ],
+        }
+        self._s3.write(bucket, f"{prefix}SUCCESS/success.ndjson", _ndjson(outcome.successes))
+        self._s3.write(bucket, f"{prefix}FAILURE/failure.ndjson", _ndjson(outcome.failures))
+        self._s3.write(bucket, f"{prefix}WARNING/warning.ndjson", b"")
+        # Written last: clients poll for the manifest and then read the records.
+        self._s3.write(bucket, f"{prefix}job-output-manifest.json",
+                       json.dumps({"jobSummary": summary}, indent=1).encode())
+
+
+def _failure_record(failure: ConvertFailure) -> dict[str, Any]:
+    return {"inputFile": failure.input_file,
+            "exception": {"exceptionType": failure.exception_type, "message": failure.message}}
+
+
+def _ndjson(records: Sequence[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records)
