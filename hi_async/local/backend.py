@@ -22,6 +22,7 @@ from . import ids
 from .apierrors import ConflictException, ResourceNotFoundException, ValidationException
 from .backend_imagesets import ImageSetRules
 from .backend_search import SearchRules
+from .backend_versions import VersionRules
 from .models import Datastore, ImageSet, Job, image_set_from_dict, to_dict
 from .store import Store
 
@@ -63,7 +64,7 @@ def _check_id(value: str, what: str) -> None:
             f"{what} {value!r} is not valid: it must be 32 characters of [0-9a-z]")
 
 
-class Backend(ImageSetRules, SearchRules):
+class Backend(ImageSetRules, VersionRules, SearchRules):
     """The state and rules of HealthImaging for one account in one region."""
 
     def __init__(self, account_id: str, region: str, root: Path, *,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import ids
-from .apierrors import ConflictException, ResourceNotFoundException, ValidationException
+from .apierrors import ResourceNotFoundException, ValidationException
 from .models import ImageSet, ImageSetVersion
 from .records import ParsedInstance
 
@@ -134,9 +134,11 @@ class ImageSetRules:
     def image_set(self: Backend, datastore_id: str, image_set_id: str) -> ImageSet:
         """The image set (states settled); 400 for bad IDs, 404 when unknown."""
         if not ids.is_id(datastore_id):
-            raise ValidationException(f"datastoreId {datastore_id!r} is not 32 characters of [0-9a-z]")
+            raise ValidationException(
+                f"datastoreId {datastore_id!r} is not 32 characters of [0-9a-z]")
         if not ids.is_id(image_set_id):
-            raise ValidationException(f"imageSetId {image_set_id!r} is not 32 characters of [0-9a-z]")
+            raise ValidationException(
+                f"imageSetId {image_set_id!r} is not 32 characters of [0-9a-z]")
         with self.lock:
             self.active_datastore(datastore_id)
             iset = self.image_sets.get(image_set_id)
@@ -234,12 +236,15 @@ class ImageSetRules:
                      is_primary: bool | None = None, locked_as: str | None = None,
                      forced: bool | None = None) -> ImageSetVersion:
         now = self.clock()
-        primary = iset.latest.is_primary if is_primary is None and iset.versions else bool(is_primary)
+        if is_primary is None and iset.versions:
+            is_primary = iset.latest.is_primary
+        primary = bool(is_primary)
         v = ImageSetVersion(len(iset.versions) + 1, "ACTIVE", workflow, iset.created_at, now,
                             primary, forced=forced)
         if locked_as is not None:
             v.state, v.workflow_status = "LOCKED", locked_as
-            v.settles_at, v.settle_state, v.settle_workflow = now + self.lock_delay, "ACTIVE", workflow
+            v.settles_at = now + self.lock_delay
+            v.settle_state, v.settle_workflow = "ACTIVE", workflow
         iset.versions.append(v)
         iset.tags_dicom = _dicom_tags(doc)
         self.image_sets[iset.image_set_id] = iset
@@ -273,7 +278,8 @@ class ImageSetRules:
             index[frame_id] = (rel, f.content_type)
             frames.append({"ID": frame_id, "FrameSizeInBytes": len(f.data),
                            "MinPixelValue": f.min_pixel_value, "MaxPixelValue": f.max_pixel_value,
-                           "PixelDataChecksumFromBaseToFullResolution": [dict(c) for c in f.checksums]})
+                           "PixelDataChecksumFromBaseToFullResolution":
+                               [dict(c) for c in f.checksums]})
         series["Instances"][inst.sop_instance_uid] = {
             "DICOM": copy.deepcopy(inst.instance_dicom), "DICOMVRs": dict(inst.instance_vrs),
             "StoredTransferSyntaxUID": inst.stored_transfer_syntax_uid or STORED_HTJ2K,
@@ -324,125 +330,3 @@ class ImageSetRules:
                     results += [InstanceResult(i.input_file, extra.image_set_id, False, v.version)
                                 for i in others]
             return results
-
-    def _writable(self: Backend, iset: ImageSet, latest_version: str | None) -> None:
-        if iset.latest.state != "ACTIVE":
-            raise ConflictException(
-                f"image set {iset.image_set_id} is {iset.latest.state}; retry once it is ACTIVE")
-        if latest_version is not None and latest_version != str(iset.latest.version):
-            raise ConflictException(
-                f"latest version of image set {iset.image_set_id} is "
-                f"{iset.latest.version}, not {latest_version}; read it again and retry")
-
-    def update_image_set_metadata(self: Backend, datastore_id: str, image_set_id: str,
-                                  latest_version: str, updates: dict[str, Any], *,
-                                  force: bool = False) -> dict[str, Any]:
-        with self.lock, self.store.transaction():
-            iset = self.image_set(datastore_id, image_set_id)
-            self._writable(iset, latest_version)
-            revert = updates.get("revertToVersionId")
-            if revert is not None:
-                doc = json.loads(gzip.decompress(self.metadata_gz(datastore_id, image_set_id,
-                                                                   str(revert))))
-            else:
-                doc = self.metadata_doc(datastore_id, image_set_id)
-                dicom = updates.get("DICOMUpdates") or {}
-                for key, apply in (("removableAttributes", _remove),
-                                   ("updatableAttributes", _merge)):
-                    raw = dicom.get(key)
-                    if raw is None:
-                        continue
-                    try:
-                        spec = json.loads(raw)
-                    except ValueError as exc:
-                        raise ValidationException(f"{key} is not valid JSON: {exc}") from exc
-                    if not isinstance(spec, dict):
-                        raise ValidationException(f"{key} must be a JSON object")
-                    spec.pop("SchemaVersion", None)
-                    apply(doc, spec)
-            v = self._new_version(iset, doc, workflow="UPDATED", locked_as="UPDATING",
-                                  forced=True if force else None)
-            props = self.image_set_properties(iset, v)
-            props["latestVersionId"] = props.pop("versionId")
-            return props
-
-    def copy_image_set(self: Backend, datastore_id: str, source_id: str, info: dict[str, Any], *,
-                       force: bool = False, promote_to_primary: bool = False) -> dict[str, Any]:
-        with self.lock, self.store.transaction():
-            src = self.image_set(datastore_id, source_id)
-            source_info = info.get("sourceImageSet") or {}
-            self._writable(src, source_info.get("latestVersionId"))
-            doc = self.metadata_doc(datastore_id, source_id)
-            copiable = (source_info.get("DICOMCopies") or {}).get("copiableAttributes")
-            if copiable:
-                try:
-                    spec = json.loads(copiable)
-                    wanted = {(s, i) for s, series in spec["Study"]["Series"].items()
-                              for i in series.get("Instances", {})}
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                    raise ValidationException(
-                        "copiableAttributes must be JSON of the form "
-                        '{"SchemaVersion":"1.1","Study":{"Series":{"<uid>":{"Instances":{...}}}}}'
-                    ) from exc
-                for s_uid, series in list(doc["Study"]["Series"].items()):
-                    series["Instances"] = {k: v for k, v in series["Instances"].items()
-                                           if (s_uid, k) in wanted}
-                    if not series["Instances"]:
-                        del doc["Study"]["Series"][s_uid]
-            dest_info = info.get("destinationImageSet")
-            if dest_info:
-                dest = self.image_set(datastore_id, dest_info["imageSetId"])
-                self._writable(dest, dest_info.get("latestVersionId"))
-                dest_doc = self.metadata_doc(datastore_id, dest.image_set_id)
-                if not force and (dest_doc["Patient"]["DICOM"] != doc["Patient"]["DICOM"] or
-                                  dest_doc["Study"]["DICOM"].get("StudyInstanceUID")
-                                  != doc["Study"]["DICOM"].get("StudyInstanceUID")):
-                    raise ConflictException(
-                        "source and destination image sets differ in Patient or Study "
-                        "attributes; pass force=true to copy anyway")
-                _merge(dest_doc["Study"]["Series"], doc["Study"]["Series"])
-                new_doc = dest_doc
-            else:
-                dest, new_doc = self._new_image_set(datastore_id)
-                new_doc["Patient"], new_doc["Study"] = doc["Patient"], doc["Study"]
-            index = self.frames.setdefault(dest.image_set_id, {})
-            src_frames = self.frames.get(source_id, {})
-            for frame_id in _frame_ids(new_doc):
-                if frame_id not in index and frame_id in src_frames:
-                    index[frame_id] = src_frames[frame_id]
-                    self.store.put_frame(dest.image_set_id, frame_id, src_frames[frame_id][1],
-                                         src_frames[frame_id][0])
-            primary = True if promote_to_primary else (dest.latest.is_primary if dest_info else False)
-            if promote_to_primary:
-                old = self.primary_by_series.get(
-                    (datastore_id, src.tags_dicom.get("DICOMSeriesInstanceUID")))
-                if old and old != dest.image_set_id:
-                    self.image_sets[old].latest.is_primary = False
-                    self._save_image_set(self.image_sets[old])
-                    self._index_primary(self.image_sets[old])
-            v = self._new_version(dest, new_doc, workflow="COPIED", is_primary=primary,
-                                  locked_as="COPYING", forced=True if force else None)
-            return {
-                "datastoreId": datastore_id,
-                "sourceImageSetProperties": self._copy_props(src, src.latest),
-                "destinationImageSetProperties": self._copy_props(dest, v),
-            }
-
-    def _copy_props(self: Backend, iset: ImageSet, v: ImageSetVersion) -> dict[str, Any]:
-        return {"imageSetId": iset.image_set_id, "latestVersionId": str(v.version),
-                "imageSetState": v.state, "imageSetWorkflowStatus": v.workflow_status,
-                "createdAt": v.created_at, "updatedAt": v.updated_at,
-                "imageSetArn": self.image_set_arn(iset)}
-
-    def delete_image_set(self: Backend, datastore_id: str, image_set_id: str) -> dict[str, Any]:
-        with self.lock, self.store.transaction():
-            iset = self.image_set(datastore_id, image_set_id)
-            self._writable(iset, None)
-            v = iset.latest
-            now = self.clock()
-            v.state, v.workflow_status, v.deleted_at, v.updated_at = "LOCKED", "DELETING", now, now
-            v.settles_at, v.settle_state, v.settle_workflow = now + self.lock_delay, "DELETED", "DELETED"
-            self._save_image_set(iset)
-            self._index_primary(iset)
-            return {"datastoreId": datastore_id, "imageSetId": image_set_id,
-                    "imageSetState": v.state, "imageSetWorkflowStatus": v.workflow_status}

@@ -36,7 +36,8 @@ class Knobs:
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - names)
         if unknown:
-            raise ValueError(f"unknown knob(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+            raise ValueError(f"unknown knob(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(names))}")
         values = dataclasses.asdict(self)
         for key, value in changes.items():
             if key == "fault_seed":

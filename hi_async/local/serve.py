@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -78,10 +79,9 @@ async def _serve(config: StackConfig) -> None:
     stop = anyio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        # Windows has no loop signal handlers: Ctrl-C raises KeyboardInterrupt instead.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C raises instead
-            pass
 
     def announce(url: str, _server: object) -> None:
         sys.stdout.write(f"{URL_LINE_PREFIX}{url}\n")

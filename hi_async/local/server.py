@@ -13,6 +13,7 @@ the answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -95,10 +96,8 @@ class LocalServer:
     async def start_services(self) -> None:
         """Register the CloudFormation model, seed the public bucket, then be ready."""
         set_registry(self.registry)
-        try:
+        with contextlib.suppress(ImportError):
             from . import cfn_datastore  # noqa: F401 - registers AWS::HealthImaging::Datastore
-        except ImportError:
-            pass
         await self._ensure_public_data()
         self.ready.set()
 

@@ -106,7 +106,8 @@ class Store:
                          (image_set_id, frame_id, content_type, rel))
 
     def load_frames(self) -> list[tuple[str, str, str, str]]:
-        return list(self._db.execute("SELECT image_set_id, frame_id, content_type, path FROM frames"))
+        query = "SELECT image_set_id, frame_id, content_type, path FROM frames"
+        return list(self._db.execute(query))
 
     def read_frame(self, rel: str) -> bytes:
         data = self._cache.get(rel)
