@@ -14,6 +14,7 @@ from typing import Any
 from moto.cloudformation import parsing as _cfn_parsing
 from moto.core.common_models import CloudFormationModel
 
+from . import cfn_bucket_policy  # noqa: F401 - registers AWS::S3::BucketPolicy
 from .apierrors import ConflictException, ResourceNotFoundException
 from .backend import get_backend
 

@@ -37,7 +37,7 @@ async def embedded_endpoint(data_dir: Path, region: str) -> AsyncIterator[Endpoi
 
     _make_dir(data_dir)
     async with LocalStack(mode="process", data_dir=data_dir) as stack:
-        yield Endpoint(region=region, endpoint_url=stack.endpoint_url)
+        yield Endpoint(region=region, endpoint_url=stack.url)
 
 
 def remove_local_data(data_dir: Path) -> None:
