@@ -50,8 +50,8 @@ def _folder(root: Path, prefix: str) -> Source:
     files = sorted(p for p in root.rglob("*") if p.is_file())
     if not files:
         raise UsageError(f"--dicom-dir {root} holds no files")
-    for path in files:
-        yield f"{prefix}{path.relative_to(root).as_posix()}", path.read_bytes
+    # Checked above, before any upload starts; the files are read lazily by the workers.
+    return ((f"{prefix}{p.relative_to(root).as_posix()}", p.read_bytes) for p in files)
 
 
 async def _upload(endpoint_url: str, bucket: str, source: Source) -> tuple[int, int]:
