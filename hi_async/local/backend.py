@@ -361,10 +361,19 @@ class Registry:
 _current: Registry | None = None
 
 
-def set_registry(registry: Registry | None) -> None:
-    """Make ``registry`` the one :func:`get_backend` answers from (the running stack's)."""
+def set_registry(registry: Registry | None) -> Registry | None:
+    """Make ``registry`` the one :func:`get_backend` answers from; returns the previous one.
+
+    A stack restores the previous registry when it stops, so a short-lived second stack
+    in the same process (a test's) does not orphan the first.
+    """
     global _current
-    _current = registry
+    previous, _current = _current, registry
+    return previous
+
+
+def current_registry() -> Registry | None:
+    return _current
 
 
 def get_backend(account_id: str = ids.ACCOUNT_ID, region: str = ids.DEFAULT_REGION) -> Backend:

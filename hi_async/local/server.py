@@ -33,7 +33,7 @@ from .apierrors import (
     ThrottlingException,
     UnknownOperationException,
 )
-from .backend import IMPORT_UNAVAILABLE, Backend, Registry, set_registry
+from .backend import IMPORT_UNAVAILABLE, Backend, Registry, current_registry, set_registry
 from .config import StackConfig
 from .handlers import HANDLERS, Blob, Context
 from .models import Job
@@ -86,6 +86,7 @@ class LocalServer:
             ImportRunner = None
         self._runner_cls = ImportRunner
         self._seq = 0
+        self._previous_registry: Registry | None = None
 
     # -- life cycle --------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -95,7 +96,7 @@ class LocalServer:
 
     async def start_services(self) -> None:
         """Register the CloudFormation model, seed the public bucket, then be ready."""
-        set_registry(self.registry)
+        self._previous_registry = set_registry(self.registry)
         with contextlib.suppress(ImportError):
             from . import cfn_datastore  # noqa: F401 - registers AWS::HealthImaging::Datastore
         await self._ensure_public_data()
@@ -117,7 +118,8 @@ class LocalServer:
     def close(self) -> None:
         self.moto.close()
         self.registry.close()
-        set_registry(None)
+        if current_registry() is self.registry:
+            set_registry(self._previous_registry)
 
     # -- import jobs -------------------------------------------------------------------
     def submit_job(self, backend: Backend, job: Job) -> None:
