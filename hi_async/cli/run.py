@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import ConfigurationError, UsageError
+from ..errors import ConfigurationError, HiAsyncError, UsageError
 
 _MENU = ("ct-chest", "ct-pelvis", "mri-head", "mri-breast")
 
@@ -71,6 +71,20 @@ def _aws_region(args: argparse.Namespace) -> str:
     return str(region)
 
 
+def _tell_what_remains(out_dir: Path) -> None:
+    from ..workflow.state import StateFile
+
+    try:
+        state = StateFile.load(out_dir).state
+    except HiAsyncError:
+        return
+    if state.phase in ("cleaned",) or not (state.stack_name or state.outputs):
+        return
+    print("The run stopped. What may still exist:", file=sys.stderr)
+    print("\n".join(state.describe()), file=sys.stderr)
+    print(f"remove it with: python -m hi_async cleanup --out {out_dir}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     import anyio
 
@@ -100,7 +114,11 @@ def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(fetchers=args.fetchers, decoders=args.decoders,
                                  output_format=args.format, quiet=args.quiet)
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    outcome = anyio.run(run_workflow, plan, settings, say)
+    try:
+        outcome = anyio.run(run_workflow, plan, settings, say)
+    except HiAsyncError:
+        _tell_what_remains(plan.out_dir)
+        raise
     if outcome.interrupted or outcome.report is None:
         print("\ninterrupted. What may still exist:", file=sys.stderr)
         print("\n".join(outcome.state.describe()), file=sys.stderr)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EndpointUnreachable, NotFound, UsageError
+from ..errors import EndpointUnreachable, HiAsyncError, NotFound, UsageError
 from ..settings import Settings
 from .cleanup import cleanup
 from .clients import Clients, Endpoint
@@ -30,6 +30,25 @@ class Outcome:
     report: RunReport | None
     state: RunState
     interrupted: bool
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error to show for a failed task group: ours first, then any other."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for kind in (HiAsyncError, Exception):
+        for exc in leaves:
+            if isinstance(exc, kind):
+                return exc
+    return leaves[0] if leaves else group
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -67,7 +86,10 @@ async def run_workflow(plan: Plan, settings: Settings, say: Say = print) -> Outc
                                 settings.replace(endpoint_url=endpoint.endpoint_url,
                                                  region=plan.region), say)
 
-    report, interrupted = await interruptible(work)
+    try:
+        report, interrupted = await interruptible(work)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
     if report is not None:
         report.write(plan.out_dir)
         if data_dir is not None and report.cleaned_up:
