@@ -86,6 +86,10 @@ class UnsupportedContentType(DecodeError):
     """A frame served with a content type hi_async cannot decode."""
 
 
+class DecodePoolBroken(HiAsyncError):
+    """A decode worker process died (killed, out of memory, or a script without a main guard)."""
+
+
 class OutputError(HiAsyncError):
     """The output folder cannot be written (not a folder, no permission, disk full)."""
 

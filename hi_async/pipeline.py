@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from . import aws
-from .errors import HiAsyncError, OutputError
+from .errors import DecodePoolBroken, HiAsyncError, OutputError
 from .journal import Journal, read_verified, remove_leftover_tmp
 from .model import Counts, FrameRef, FrameResult, ImageSetRef, Summary
 from .paths import frame_path
@@ -192,7 +193,7 @@ class Pipeline:
         async with rx, res:
             async for item in rx:
                 t0 = time.perf_counter()
-                outcome = await self.pool.run(self._job(item))
+                outcome = await self._run_job(item)
                 if outcome.status == "mismatch":
                     # Corruption in transit is the likely cause: fetch once more, then report.
                     self.retrier.retries += 1
@@ -203,9 +204,19 @@ class Pipeline:
                             raise
                     else:
                         item = _Encoded(item.ref, data, content_type)
-                        outcome = await self.pool.run(self._job(item))
+                        outcome = await self._run_job(item)
                 self.stats.busy["decode"] += time.perf_counter() - t0
                 await res.send(self._result(item, outcome))
+
+    async def _run_job(self, item: _Encoded) -> Outcome:
+        try:
+            return await self.pool.run(self._job(item))
+        except BrokenProcessPool:
+            raise DecodePoolBroken(
+                "a decode worker process died",
+                hint="in a script, call hi_async from under 'if __name__ == \"__main__\":' "
+                "(worker processes import the main module); or use Settings(pool='thread')",
+            ) from None
 
     def _result(self, item: _Encoded, outcome: Outcome) -> FrameResult:
         if outcome.status == "disk_full":
