@@ -80,7 +80,7 @@ def _tell_what_remains(out_dir: Path) -> None:
         return
     if state.phase in ("cleaned",) or not (state.stack_name or state.outputs):
         return
-    print("The run stopped. What may still exist:", file=sys.stderr)
+    print("What may still exist:", file=sys.stderr)
     print("\n".join(state.describe()), file=sys.stderr)
     print(f"remove it with: python -m hi_async cleanup --out {out_dir}", file=sys.stderr)
 
@@ -119,11 +119,13 @@ def _run(args: argparse.Namespace) -> int:
     except HiAsyncError:
         _tell_what_remains(plan.out_dir)
         raise
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the signal watcher
+        print("\ninterrupted", file=sys.stderr)
+        _tell_what_remains(plan.out_dir)
+        return 130
     if outcome.interrupted or outcome.report is None:
-        print("\ninterrupted. What may still exist:", file=sys.stderr)
-        print("\n".join(outcome.state.describe()), file=sys.stderr)
-        print(f"remove it with: python -m hi_async cleanup --out {plan.out_dir}",
-              file=sys.stderr)
+        print("\ninterrupted", file=sys.stderr)
+        _tell_what_remains(plan.out_dir)
         return 130
     report = outcome.report
     print(report.table())

@@ -15,7 +15,7 @@ import anyio
 
 from ..errors import NotFound
 from .clients import call
-from .deploy import delete_stack
+from .deploy import delete_stack, stack_status
 from .state import StateFile
 
 Say = Callable[[str], None]
@@ -90,8 +90,11 @@ async def delete_datastore(mi: Any, datastore_id: str, *, give_up_after: float =
             delay = min(delay * 2, 5.0)
 
 
-async def empty_bucket(s3: Any, bucket: str) -> int:
-    """Delete every object (and abort every multipart upload) in ``bucket``; returns count."""
+async def empty_bucket(s3: Any, bucket: str) -> int | None:
+    """Delete every object (and abort every multipart upload) in ``bucket``.
+
+    Returns how many objects went, or None when the bucket does not exist (any more).
+    """
     removed = 0
     try:
         while True:
@@ -108,7 +111,7 @@ async def empty_bucket(s3: Any, bucket: str) -> int:
             await call(f"aborting an upload to s3://{bucket}", s3.abort_multipart_upload(
                 Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"]))
     except NotFound:
-        pass
+        return None
     return removed
 
 
@@ -121,13 +124,17 @@ async def cleanup(clients: Any, state_file: StateFile, say: Say = print) -> None
         say(f"deleted {n} image set(s)")
         if await delete_datastore(clients.mi, state.datastore_id):
             say(f"deleted data store {state.datastore_id}")
+        else:
+            say(f"data store {state.datastore_id} was already gone")
     for bucket in state.buckets:
         n = await empty_bucket(clients.s3, bucket)
-        say(f"emptied s3://{bucket} ({n} object(s))")
+        say(f"bucket {bucket} was already gone" if n is None
+            else f"emptied s3://{bucket} ({n} object(s))")
     if state.stack_name:
-        try:
+        if await stack_status(clients.cfn, state.stack_id or state.stack_name) in (
+                None, "DELETE_COMPLETE"):
+            say(f"stack {state.stack_name} was already gone")
+        else:
             await delete_stack(clients.cfn, state.stack_id or state.stack_name)
             say(f"deleted stack {state.stack_name}")
-        except NotFound:
-            say(f"stack {state.stack_name} was already gone")
     state_file.update(phase="cleaned")

@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio
 
-from ..errors import NotFound, WorkflowError
+from ..errors import HiAsyncError, NotFound, WorkflowError
 from .clients import call, error_code
 
 OUTPUT_KEYS = ("DatastoreId", "DatastoreArn", "InputBucketName", "OutputBucketName",
@@ -81,3 +81,14 @@ async def delete_stack(cfn: Any, stack: str, *, give_up_after: float = 900.0) ->
         raise WorkflowError(f"stack {stack} ended {desc['StackStatus']}: {reasons or '?'}",
                             hint="empty its buckets, then run cleanup again")
     return "DELETE_COMPLETE"
+
+
+async def stack_status(cfn: Any, stack: str) -> str | None:
+    """The stack's status, or None when CloudFormation does not know it."""
+    try:
+        answer = await call(f"reading stack {stack}", cfn.describe_stacks(StackName=stack))
+    except HiAsyncError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return str(answer["Stacks"][0]["StackStatus"])

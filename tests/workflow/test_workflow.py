@@ -157,3 +157,20 @@ def test_cleanup_of_a_stack_that_no_longer_answers_says_so(
     assert main(["cleanup", "--out", str(tmp_path), "--yes"]) == 2
     err = capsys.readouterr().err
     assert "http://127.0.0.1:9" in err and "does not answer" in err
+
+
+@pytest.mark.slow
+def test_embedded_stack_run_kept_then_cleaned_up_from_its_data_folder(tmp_path: Path) -> None:
+    # The default mode: the CLI starts its own stack process with state under --out.
+    assert main(["run", "--study", "ct-chest", "--yes", "--quiet", "--keep",
+                 "--out", str(tmp_path)]) == 0
+    state = StateFile.load(tmp_path).state
+    assert state.mode == "embedded" and state.phase == "done"
+    data_dir = Path(state.local_data_dir or "")
+    assert data_dir.is_dir() and data_dir.is_relative_to(tmp_path)
+    assert len(_index(tmp_path / "ct-chest")) == 2
+
+    assert main(["cleanup", "--out", str(tmp_path), "--yes"]) == 0
+    assert StateFile.load(tmp_path).state.phase == "cleaned"
+    assert not data_dir.exists()
+    assert main(["cleanup", "--out", str(tmp_path), "--yes"]) == 0  # nothing left: a no-op
