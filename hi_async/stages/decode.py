@@ -63,4 +63,9 @@ class DecodePool:
         )
 
     def close_now(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Interrupted: drop queued frames, wait only for the few running ones.
+
+        Blocking here (a few ms) is deliberate: leaving the pool to an atexit hook after
+        an interrupt makes it write to a closed pipe, and leaves workers behind.
+        """
+        self._executor.shutdown(wait=True, cancel_futures=True)

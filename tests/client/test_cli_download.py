@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -148,3 +149,30 @@ def test_download_by_import_job(endpoint_url: str, aws_env: dict[str, str], mi: 
                  "--format", "npy"], aws_env, endpoint_url)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["verified"] == 3
+
+
+def test_ctrl_c_exits_130_and_the_next_run_resumes(
+        endpoint_url: str, aws_env: dict[str, str], seeded_sets: list[Seeded],
+        tmp_path: Path, faults: Any) -> None:
+    faults(latency_ms=150)
+    seeded = seeded_sets[0]
+    args = [sys.executable, "-m", "hi_async", "download", "--endpoint-url", endpoint_url,
+            *_base(seeded, tmp_path), "--fetchers", "1", "--pool", "process", "--quiet"]
+    proc = subprocess.Popen(args, env={**os.environ, **aws_env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    index = tmp_path / "index.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (index.exists() and index.read_text()):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert not list(tmp_path.glob("*/*.tmp"))
+    kept = len(index.read_text().splitlines())
+    assert 1 <= kept < 5
+    faults(latency_ms=0)
+    done = _cli(_base(seeded, tmp_path), aws_env, endpoint_url)
+    assert done.returncode == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["resumed"] == kept and summary["verified"] == 5
