@@ -94,7 +94,7 @@ class Backend(ImageSetRules, VersionRules, SearchRules):
             job = Job(**d)
             if job.job_status in ("SUBMITTED", "IN_PROGRESS"):
                 job.job_status, job.ended_at = "FAILED", now
-                job.message = "interrupted by a restart of the local stack; start it again"
+                job.message = "interrupted by a restart of the local stack, start it again"
                 self._save_job(job)
             self.jobs[(job.datastore_id, job.job_id)] = job
         for d in self.store.load("imageset"):
