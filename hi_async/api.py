@@ -230,16 +230,18 @@ def download(datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
                                      all_image_sets=all_image_sets, out_dir=out_dir,
                                      progress=progress)
 
-    return run_sync(main)
+    return run_sync(main, settings)
 
 
-def run_sync(fn: Any) -> Any:
-    """``anyio.run(fn)`` on uvloop when it is installed."""
-    try:
-        import uvloop  # noqa: F401
-        options: dict[str, Any] = {"use_uvloop": True}
-    except ImportError:
-        options = {}
+def run_sync(fn: Any, settings: Settings | None = None) -> Any:
+    """``anyio.run(fn)`` on uvloop when it is installed (and ``settings.uvloop``)."""
+    options: dict[str, Any] = {}
+    if settings is None or settings.uvloop:
+        try:
+            import uvloop  # noqa: F401
+            options = {"use_uvloop": True}
+        except ImportError:
+            pass
     try:
         return anyio.run(fn, backend="asyncio", backend_options=options)
     except BaseExceptionGroup as group:  # pragma: no cover - unwrapped by the pipeline

@@ -143,6 +143,10 @@ class Summary:
     seconds: float
     by_label: dict[str, Counts] = field(default_factory=dict)
     failures: tuple[FrameResult, ...] = ()
+    #: Where the time went: per-stage busy seconds (summed over a stage's tasks) and the
+    #: mean fill of each hand-off queue (0..1). A full queue names its consumer as the
+    #: bottleneck.
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def frames_per_second(self) -> float:
@@ -166,6 +170,11 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "framesPerSecond": round(self.frames_per_second, 1),
         }
+        if self.stages:
+            doc["stages"] = {
+                part: {k: round(v, 4) for k, v in values.items()}
+                for part, values in self.stages.items()
+            }
         if self.by_label:
             doc["byLabel"] = {
                 label: {

@@ -137,6 +137,8 @@ class Pipeline:
             retries=self.retrier.retries - retries_before, bytes=self.counts.bytes,
             seconds=time.perf_counter() - started, by_label=dict(self.by_label),
             failures=tuple(self.failures),
+            stages={"busySeconds": dict(self.stats.busy),
+                    "queueFill": self.stats.queue_fill()},
         )
 
     async def _feed(self, source: AsyncIterable[ImageSetRef],

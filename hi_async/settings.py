@@ -57,6 +57,8 @@ class Settings:
     # Behaviour.
     quiet: bool = False
     debug: bool = False
+    #: Run the event loop on uvloop when it is installed (benchmarks compare both).
+    uvloop: bool = True
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` applied (validated again)."""
@@ -93,6 +95,8 @@ class Settings:
                 env[name] = int(value)
         if pool := os.environ.get("HI_ASYNC_POOL"):
             env["pool"] = pool
+        if uv := os.environ.get("HI_ASYNC_UVLOOP"):
+            env["uvloop"] = uv.strip().lower() not in ("0", "false", "no", "off")
         if endpoint := os.environ.get("HI_ASYNC_ENDPOINT_URL"):
             env["endpoint_url"] = endpoint
         env.update({k: v for k, v in overrides.items() if v is not None})

@@ -60,7 +60,7 @@ def _download(args: argparse.Namespace) -> int:
                     out_dir=out, progress=progress,
                 )
 
-    summary = run_sync(main)
+    summary = run_sync(main, settings)
     report_failures(summary)
     print(format_summary(summary), file=sys.stdout)
     return 0 if summary.ok else 1
