@@ -13,6 +13,7 @@ import resource
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class Measured:
     seconds: float
     cpu_seconds: float
     peak_rss_bytes: int
+    started_at: float = 0.0  # time.perf_counter() just before the child was started
 
 
 def _children(pid: int) -> list[int]:
@@ -64,14 +66,45 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by the running descendants of ``pid`` (not ``pid`` itself).
+
+    Pool workers live until the pool shuts down, so RUSAGE_CHILDREN (which counts only
+    reaped children) misses them while they run; /proc has them.
+    """
+    total, stack, seen = 0.0, list(_children(pid)), {pid}
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            total += process_cpu_seconds(p)
+        except (OSError, IndexError, ValueError):
+            continue
+        stack.extend(_children(p))
+    return total
+
+
 def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
-                 sample_interval: float = 0.005, timeout: float = 1800) -> Measured:
+                 sample_interval: float = 0.005, timeout: float = 1800,
+                 watch: Callable[[subprocess.Popen[str], threading.Event], None] | None = None,
+                 ) -> Measured:
+    """Run ``cmd`` to completion and measure it.
+
+    ``watch(proc, done)``, if given, runs in its own thread from just after the start
+    until ``done`` is set (the child exited); it can observe the child while it runs.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     peak = 0
     done = threading.Event()
+    watcher = None
+    if watch is not None:
+        watcher = threading.Thread(target=watch, args=(proc, done), daemon=True)
+        watcher.start()
 
     def sample() -> None:
         nonlocal peak
@@ -83,10 +116,16 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
     sampler.start()
     try:
         out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        err += f"\n(killed after {timeout:.0f} s)"
     finally:
         done.set()
         sampler.join()
+        if watcher is not None:
+            watcher.join()
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Measured(proc.returncode, out, err, seconds, cpu, peak)
+    return Measured(proc.returncode, out, err, seconds, cpu, peak, started)

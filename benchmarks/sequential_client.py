@@ -4,7 +4,7 @@ boto3, one GetImageFrame at a time: fetch, decode, CRC32, compare, next. Run as 
 separate process by the benchmark so its CPU and memory are measured on their own:
 
     python benchmarks/sequential_client.py --endpoint-url URL --datastore-id D \
-        --image-set-id ID [--image-set-id ID ...] [--limit N]
+        --image-set-id ID [--image-set-id ID ...] [--limit N] [--per-set-limit K]
 
 Prints one JSON object: frames, verified, bytes, seconds.
 """
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datastore-id", required=True)
     p.add_argument("--image-set-id", action="append", required=True)
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--per-set-limit", type=int, default=None,
+                   help="take only the first K frames of each image set (a sample that "
+                   "keeps the study's mix of image sets)")
     args = p.parse_args(argv)
 
     started = time.perf_counter()
@@ -69,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         resp = client.get_image_set_metadata(datastoreId=args.datastore_id,
                                              imageSetId=image_set_id)
         metadata = json.loads(gzip.decompress(resp["imageSetMetadataBlob"].read()))
-        for frame_id, expected in _frames(metadata):
+        for n, (frame_id, expected) in enumerate(_frames(metadata)):
             if args.limit is not None and frames >= args.limit:
+                break
+            if args.per_set_limit is not None and n >= args.per_set_limit:
                 break
             resp = client.get_image_frame(
                 datastoreId=args.datastore_id,

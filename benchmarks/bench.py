@@ -1,0 +1,188 @@
+"""``python -m hi_async bench``: every client mode, in one run, on the same frames.
+
+One local stack (server in its own process) holds one imported study: a CT series
+(512x512, 16-bit) and ten MR series (256x256). With the server's latency knob set to
+the headline value, the run measures the sequential baseline on a sample of those frames,
+hi_async (``--format none`` and ``npy``) on all of them, hi_async on one MR series and on
+all ten (the 10x pair for marginal CPU and memory), and the decode ceiling on the very
+bytes served (saved once with ``--format jph`` at 0 ms). ``--sweep`` adds the sweeps.
+Results go to a JSON file with machine, versions and settings; a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hi_async.local.stack import LocalStack
+
+from . import clients, report, study, sweep
+from .plot import plot_sweep
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Options:
+    quick: bool = False
+    sweep: bool = False
+    frames: int = 2000  # frames of the 10x run (ten MR series); the 1x run is a tenth
+    ct_frames: int = 300
+    latency_ms: float = 50.0
+    sequential_frames: int = 220
+    out: Path | None = None
+    plot: bool = False
+    standalone: bool = True
+
+    @classmethod
+    def quick_defaults(cls, **kw: Any) -> Options:
+        base = dict(quick=True, frames=20, ct_frames=4, sequential_frames=0)
+        base.update({k: v for k, v in kw.items() if v is not None})
+        return cls(**base)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(opts: Options) -> dict[str, Any]:
+    """Measure everything; the result document (also written to ``opts.out``)."""
+    began = time.perf_counter()
+    mr_sets = 10
+    mr_set_frames = max(1, opts.frames // mr_sets)
+    notes: list[str] = []
+    doc: dict[str, Any] = {"benchmark": "hi_async bench",
+                           "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                           "settings": {k: str(v) if isinstance(v, Path) else v
+                                        for k, v in asdict(opts).items()},
+                           "machine": report.machine(), "versions": report.versions()}
+    runs: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="hi_async-bench-") as tmp, \
+            LocalStack(mode="process", data_dir=Path(tmp) / "stack", datastore_delay=0.0) as stack:
+        assert stack.pid is not None
+        target = clients.Target(stack.url, stack.pid, Path(tmp) / "out")
+        target.workdir.mkdir()
+
+        def set_latency(ms: float) -> None:
+            stack.set_faults(latency_ms=ms)
+            target.latency_ms = ms
+
+        _log(f"seeding and importing {opts.ct_frames} CT + {mr_sets}x{mr_set_frames} MR "
+             "instances ...")
+        prefix = (min(60, opts.ct_frames) if not opts.quick else 2) if opts.sweep else None
+        st = study.build(stack.url, ct_frames=opts.ct_frames, mr_sets=mr_sets,
+                         mr_set_frames=mr_set_frames, prefix_frames=prefix)
+        doc["study"] = st.to_json()
+        everything = st.ct.image_sets + st.mr.image_sets
+        headline_frames = st.ct.total_frames + st.mr.total_frames
+
+        set_latency(0.0)
+        _log(f"saving the served frames once (--format jph, 0 ms): {headline_frames} frames")
+        runs["jph-0ms"] = clients.hi_async(target, st.datastore_id, everything, "jph",
+                                           label="jph-0ms", keep=True)
+        _log("decode ceiling (no network)")
+        runs["ceiling"] = clients.ceiling(target.workdir / "jph-0ms",
+                                          {"ct": st.ct.image_sets, "mr": st.mr.image_sets,
+                                           "mr-1x": st.mr.image_sets[:1]},
+                                          decoders=None, pool=None)
+
+        set_latency(opts.latency_ms)
+        per_set = None
+        if opts.sequential_frames and opts.sequential_frames < headline_frames:
+            per_set = math.ceil(opts.sequential_frames / len(everything))
+        _log(f"sequential client at {opts.latency_ms:g} ms"
+             + (f" ({per_set} frames per image set)" if per_set else " (all frames)"))
+        runs["sequential"] = clients.sequential(target, st.datastore_id, everything,
+                                                per_set_limit=per_set)
+        if per_set:
+            notes.append(f"the sequential client ran on the first {per_set} frames of each "
+                         f"of the {len(everything)} image sets "
+                         f"({runs['sequential']['frames']} of {headline_frames} frames): at "
+                         f"{opts.latency_ms:g} ms it fetches one frame per round trip")
+        for fmt in ("none", "npy"):
+            _log(f"hi_async --format {fmt} at {opts.latency_ms:g} ms: {headline_frames} frames")
+            runs[f"headline-{fmt}"] = clients.hi_async(target, st.datastore_id, everything, fmt,
+                                                       label=f"headline-{fmt}")
+        _log(f"hi_async 1x and 10x: {mr_set_frames} and {st.mr.total_frames} MR frames")
+        runs["mr-1x"] = clients.hi_async(target, st.datastore_id, st.mr.image_sets[:1], "none",
+                                         label="mr-1x")
+        runs["mr-10x"] = clients.hi_async(target, st.datastore_id, st.mr.image_sets, "none",
+                                          label="mr-10x")
+        if opts.sweep:
+            _log("sweeps")
+            runs["sweep"] = sweep.run(target, st, set_latency, quick=opts.quick,
+                                      headline_latency=opts.latency_ms, log=_log)
+        else:
+            notes.append("sweeps skipped (run with --sweep)")
+        doc["emulatorRequests"] = stack.stats().get("requests")
+
+    if opts.standalone:
+        _log("stand-alone benchmarks: emulator_frames.py, import_throughput.py")
+        small = opts.quick
+        doc["standalone"] = {
+            "emulatorFrames": clients.standalone("emulator_frames.py", [
+                "--connections", "8" if small else "256",
+                "--requests", "200" if small else "10000",
+                "--frames", "4" if small else "64"]),
+            "importThroughput": clients.standalone("import_throughput.py", [
+                "--instances", "4" if small else "300"]),
+        }
+    else:
+        doc["standalone"] = "skipped"
+        notes.append("stand-alone emulator and import benchmarks skipped")
+
+    doc["runs"] = runs
+    doc["derived"] = report.derive(runs, opts.latency_ms)
+    doc["notes"] = notes
+    doc["machine"]["loadAverageAfter"] = list(os.getloadavg())
+    doc["seconds"] = round(time.perf_counter() - began, 1)
+    return doc
+
+
+def default_out(quick: bool) -> Path:
+    stamp = dt.date.today().isoformat()
+    return RESULTS / f"bench-{'quick-' if quick else ''}{stamp}.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hi_async.cli.bench import add_arguments
+
+    p = argparse.ArgumentParser(prog="python benchmarks/bench.py",
+                                description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return execute(p.parse_args(argv))
+
+
+def execute(args: argparse.Namespace) -> int:
+    kw = dict(frames=args.frames, ct_frames=args.ct_frames, latency_ms=args.latency_ms,
+              sequential_frames=args.sequential_frames, out=args.out)
+    common = dict(sweep=args.sweep, plot=args.plot, standalone=not args.no_standalone)
+    if args.quick:
+        opts = Options.quick_defaults(**kw, **common)
+    else:
+        opts = Options(**{k: v for k, v in {**kw, **common}.items() if v is not None})
+    out = opts.out or default_out(opts.quick)
+    doc = run(opts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    print(report.markdown(doc))
+    if "sweep" in doc["runs"]:
+        print()
+        print(sweep.table(doc["runs"]["sweep"]))
+    print(f"\nresults: {out} ({doc['seconds']} s)")
+    if opts.plot:
+        print(plot_sweep(doc["runs"].get("sweep", []), out.with_suffix(".png")))
+    return 0 if doc["derived"]["allFramesVerified"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Run each client mode as a subprocess and measure it the same way.
+
+Every mode runs as its own process under :func:`proctree.run_measured` (wall time, CPU
+of the process and its children, peak RSS of its whole tree), while the emulator's own
+CPU is read from /proc before and after, so each result also says what the server spent
+and how busy it was. hi_async runs exactly as a user runs it (``python -m hi_async
+download``, start-up included); its summary.json supplies the per-stage statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .firstconn import FirstConnection
+from .proctree import Measured, process_cpu_seconds, run_measured
+from .stages import analyse
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Target:
+    """Where the clients point, and where they may write."""
+
+    url: str
+    server_pid: int
+    workdir: Path
+    latency_ms: float = 0.0
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+
+def client_env(uvloop: bool = True) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "HI_ASYNC_"))}
+    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+               HI_ASYNC_UVLOOP="1" if uvloop else "0")
+    return env
+
+
+def _emulator(target: Target, cpu0: float, m: Measured, frames: int) -> dict[str, Any]:
+    cpu = process_cpu_seconds(target.server_pid) - cpu0
+    return {"cpuSeconds": round(cpu, 4),
+            "cpuMsPerFrame": round(cpu * 1000 / frames, 4) if frames else None,
+            # Share of one core over the client's run: the server is one event loop, so
+            # it is the bottleneck only when this approaches 1.
+            "coreShare": round(cpu / m.seconds, 3) if m.seconds else None}
+
+
+def _common(m: Measured, frames: int, nbytes: int) -> dict[str, Any]:
+    return {
+        "returncode": m.returncode,
+        "wallSeconds": round(m.seconds, 4),
+        "cpuSeconds": round(m.cpu_seconds, 4),
+        "cpuMsPerFrame": round(m.cpu_seconds * 1000 / frames, 4) if frames else None,
+        "peakRssBytes": m.peak_rss_bytes,
+        "peakRssMB": round(m.peak_rss_bytes / 2**20, 1),
+        "bytes": nbytes,
+    }
+
+
+def _failed(m: Measured) -> str | None:
+    if m.returncode == 0:
+        return None
+    tail = (m.stderr or m.stdout).strip().splitlines()[-5:]
+    return f"exit {m.returncode}: " + " | ".join(tail)
+
+
+def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str, *,
+             label: str, fetchers: int | None = None, decoders: int | None = None,
+             pool: str | None = None, uvloop: bool = True, keep: bool = False
+             ) -> dict[str, Any]:
+    """``python -m hi_async download`` over ``image_sets``; the measured result."""
+    out = target.workdir / label
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "hi_async", "download", "--datastore-id", datastore_id,
+           "--out", str(out), "--format", fmt, "--quiet", "--no-resume",
+           "--endpoint-url", target.url, "--region", "us-east-1"]
+    for image_set in image_sets:
+        cmd += ["--image-set-id", image_set]
+    for flag, value in (("--fetchers", fetchers), ("--decoders", decoders), ("--pool", pool)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    first = FirstConnection(target.port)
+    cpu0 = process_cpu_seconds(target.server_pid)
+    m = run_measured(cmd, env=client_env(uvloop), watch=first)
+    emulator_cpu0 = cpu0
+    summary: dict[str, Any] = {}
+    if (out / "summary.json").exists():
+        summary = json.loads((out / "summary.json").read_text())
+    frames = int(summary.get("frames", 0))
+    verified = int(summary.get("verified", 0))
+    result = {
+        "mode": "hi_async", "label": label, "format": fmt,
+        "config": {"latencyMs": target.latency_ms, "fetchers": fetchers, "decoders": decoders,
+                   "pool": pool, "uvloop": uvloop},
+        "frames": frames, "verified": verified, "retries": summary.get("retries"),
+        **_common(m, frames, int(summary.get("bytes", 0))),
+        "framesPerSecond": round(frames / m.seconds, 1) if m.seconds else None,
+        "megabytesPerSecond": round(summary.get("bytes", 0) / 1e6 / m.seconds, 2),
+        "pipelineSeconds": summary.get("seconds"),
+        "pipelineFramesPerSecond": summary.get("framesPerSecond"),
+        "startupSeconds": None if first.seconds is None else round(first.seconds, 4),
+        "emulator": _emulator(target, emulator_cpu0, m, frames),
+        "stages": analyse(summary.get("stages"), summary.get("seconds"), fetchers, decoders),
+        "error": _failed(m),
+    }
+    if not keep and fmt != "none":
+        shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def sequential(target: Target, datastore_id: str, image_sets: list[str], *,
+               per_set_limit: int | None) -> dict[str, Any]:
+    """The AWS example's algorithm (benchmarks/sequential_client.py)."""
+    cmd = [sys.executable, str(HERE / "sequential_client.py"), "--endpoint-url", target.url,
+           "--datastore-id", datastore_id]
+    for image_set in image_sets:
+        cmd += ["--image-set-id", image_set]
+    if per_set_limit is not None:
+        cmd += ["--per-set-limit", str(per_set_limit)]
+    cpu0 = process_cpu_seconds(target.server_pid)
+    m = run_measured(cmd, env=client_env())
+    doc: dict[str, Any] = {}
+    if m.stdout.strip():
+        doc = json.loads(m.stdout.strip().splitlines()[-1])
+    frames, seconds = int(doc.get("frames", 0)), float(doc.get("seconds", 0.0))
+    return {
+        "mode": "sequential", "label": "sequential",
+        "config": {"latencyMs": target.latency_ms, "perSetLimit": per_set_limit},
+        "frames": frames, "verified": int(doc.get("verified", 0)),
+        **_common(m, frames, int(doc.get("bytes", 0))),
+        # Its own loop time, start-up excluded: the conservative choice for the ratio.
+        "framesPerSecond": round(frames / seconds, 2) if seconds else None,
+        "wallFramesPerSecond": round(frames / m.seconds, 2) if m.seconds else None,
+        "megabytesPerSecond": round(doc.get("bytes", 0) / 1e6 / seconds, 3) if seconds else None,
+        "emulator": _emulator(target, cpu0, m, frames),
+        "error": _failed(m),
+    }
+
+
+def ceiling(jph_dir: Path, groups: dict[str, list[str]], *, decoders: int | None,
+            pool: str | None) -> dict[str, Any]:
+    """benchmarks/decode_ceiling.py on the frames saved by a ``--format jph`` run."""
+    cmd = [sys.executable, str(HERE / "decode_ceiling.py"), "--dir", str(jph_dir)]
+    if decoders is not None:
+        cmd += ["--decoders", str(decoders)]
+    if pool is not None:
+        cmd += ["--pool", pool]
+    for name, ids in groups.items():
+        cmd += ["--group", f"{name}={','.join(ids)}"]
+    m = run_measured(cmd, env=client_env())
+    doc: dict[str, Any] = {}
+    if m.stdout.strip():
+        doc = json.loads(m.stdout.strip().splitlines()[-1])
+    all_ = doc.get("groups", {}).get("all", {})
+    return {"mode": "ceiling", "label": "decode-ceiling", **doc,
+            "frames": all_.get("frames", 0), "verified": all_.get("verified", 0),
+            "processWallSeconds": round(m.seconds, 3), "peakRssMB":
+            round(m.peak_rss_bytes / 2**20, 1), "error": _failed(m)}
+
+
+def standalone(script: str, args: list[str]) -> dict[str, Any]:
+    """One of the stand-alone benchmarks (its own stack); its JSON, folded in."""
+    m = run_measured([sys.executable, str(HERE / script), *args], env=client_env())
+    text = m.stdout.strip()
+    start = text.find("{")
+    try:
+        doc = json.loads(text[start:]) if start >= 0 else {}
+    except json.JSONDecodeError:
+        doc = {}
+    return {"script": script, "args": args, "result": doc,
+            "wallSeconds": round(m.seconds, 2), "error": _failed(m)}

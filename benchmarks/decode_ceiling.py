@@ -1,0 +1,136 @@
+"""The decode ceiling: the same compressed frames, decoded and checked with no network.
+
+Reads the frames a ``download --format jph`` run saved (their bytes exactly as served)
+and its index.jsonl (rows, columns, dtype, expected CRC32), loads them into memory, and
+runs them through the client's own decoder pool (``DecodePool`` + ``Job``/``run_job``,
+format ``none``), keeping as many jobs in flight as the pipeline does. What this costs
+is what the pipeline cannot beat; its frames/s and CPU per frame are the yardsticks.
+
+CPU is this process (``time.process_time``, all threads) plus the pool's worker
+processes (read from /proc while they still run). Also reported: one decode + CRC32 in
+this process with no pool, the cost of the codec alone.
+
+    python benchmarks/decode_ceiling.py --dir DIR [--decoders N] [--pool process|thread]
+        [--group NAME=ID,ID,...]
+
+Prints one JSON object with one entry per group (and ``all``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.proctree import tree_cpu_seconds
+from hi_async import codecs
+from hi_async.stages.decode import DecodePool
+from hi_async.stages.work import Job
+
+
+def load(out_dir: Path) -> dict[str, list[Job]]:
+    """Jobs per image set, from the index of a ``--format jph`` download."""
+    by_set: dict[str, list[Job]] = {}
+    for line in (out_dir / "index.jsonl").read_text().splitlines():
+        if not line.strip():
+            continue
+        e = json.loads(line)
+        if e["status"] != "verified" or not e.get("path"):
+            raise SystemExit(f"frame {e['imageFrameId']} was not saved verified; "
+                             "run the jph download again")
+        data = (out_dir / e["path"]).read_bytes()
+        by_set.setdefault(e["imageSetId"], []).append(Job(
+            data, e["contentType"], e["rows"], e["columns"], e["samplesPerPixel"],
+            e["dtype"], e["expectedCrc32"], "none", None))
+    return by_set
+
+
+async def through_pool(pool: DecodePool, jobs: list[Job], in_flight: int) -> int:
+    """Run every job with ``in_flight`` outstanding; the number verified."""
+    verified = 0
+    it = iter(jobs)
+
+    async def lane() -> None:
+        nonlocal verified
+        for job in it:
+            outcome = await pool.run(job)
+            verified += outcome.status == "verified"
+
+    await asyncio.gather(*(lane() for _ in range(in_flight)))
+    return verified
+
+
+def pure_cpu_ms(jobs: list[Job]) -> float:
+    """CPU ms per frame of decode + CRC32 alone, in this thread (no pool, no pickling)."""
+    t0 = time.thread_time()
+    for job in jobs:
+        codecs.crc32(codecs.decode(job.data, job.content_type, job.rows, job.columns,
+                                   job.samples, job.dtype))
+    return (time.thread_time() - t0) * 1000 / max(1, len(jobs))
+
+
+async def measure(groups: dict[str, list[Job]], decoders: int, kind: str,
+                  in_flight: int) -> dict[str, Any]:
+    pool = DecodePool(kind, decoders)
+    me = os.getpid()
+    try:
+        await pool.warm_up()
+        # One pass over a few frames so caches and the workers' imports are warm.
+        warm = [j for jobs in groups.values() for j in jobs[:decoders * 2]]
+        await through_pool(pool, warm, in_flight)
+        out: dict[str, Any] = {}
+        for name, jobs in groups.items():
+            cpu0, kids0 = time.process_time(), tree_cpu_seconds(me)
+            t0 = time.perf_counter()
+            verified = await through_pool(pool, jobs, in_flight)
+            seconds = time.perf_counter() - t0
+            cpu = time.process_time() - cpu0 + tree_cpu_seconds(me) - kids0
+            nbytes = sum(len(j.data) for j in jobs)
+            out[name] = {
+                "frames": len(jobs), "verified": verified, "bytes": nbytes,
+                "seconds": round(seconds, 4),
+                "framesPerSecond": round(len(jobs) / seconds, 1) if seconds else None,
+                "megabytesPerSecond": round(nbytes / 1e6 / seconds, 2) if seconds else None,
+                "cpuSeconds": round(cpu, 4),
+                "cpuMsPerFrame": round(cpu * 1000 / max(1, len(jobs)), 4),
+                "pureDecodeCpuMsPerFrame": round(pure_cpu_ms(jobs), 4),
+            }
+        return out
+    finally:
+        await pool.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dir", required=True, type=Path)
+    p.add_argument("--decoders", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--pool", choices=["process", "thread"], default="process")
+    p.add_argument("--in-flight", type=int, default=None,
+                   help="jobs outstanding at once (default: two per decoder, as the pipeline)")
+    p.add_argument("--group", action="append", default=[], metavar="NAME=ID,ID",
+                   help="report these image sets together (repeatable); 'all' is added")
+    args = p.parse_args(argv)
+    by_set = load(args.dir)
+    groups: dict[str, list[Job]] = {}
+    for spec in args.group:
+        name, _, ids = spec.partition("=")
+        groups[name] = [j for i in ids.split(",") if i for j in by_set.get(i, [])]
+    groups["all"] = [j for jobs in by_set.values() for j in jobs]
+    in_flight = args.in_flight or args.decoders * 2
+    result = asyncio.run(measure(groups, args.decoders, args.pool, in_flight))
+    json.dump({"decoders": args.decoders, "pool": args.pool, "inFlight": in_flight,
+               "groups": result}, sys.stdout)
+    print()
+    ok = all(g["verified"] == g["frames"] for g in result.values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Turn one run's measurements into ratios against the targets, a table and a JSON file.
+
+Every derived number here is computed from measurements of the same run, so the noise
+of a shared machine cancels as far as it can; a mode that did not run yields ``None``
+and a ``skipped`` status, never a number from elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+_PACKAGES = ("hi_async", "botocore", "aiobotocore", "boto3", "imagecodecs", "numpy", "uvloop",
+             "anyio", "aiohttp", "matplotlib")
+
+#: (key, description, target, "min" when the measurement must reach it, "max" when not exceed)
+TARGETS = (
+    ("speedupVsSequential", "hi_async / sequential frames/s at {lat} ms", 25.0, "min"),
+    ("marginalCpuVsCeiling", "marginal client CPU per frame / decode-ceiling CPU per frame",
+     1.5, "max"),
+    ("peakRssRatio", "peak RSS of the tree, 10x frames / 1x frames", 1.2, "max"),
+    ("emulatorMaxCoreShare", "emulator CPU share of one core, busiest run", 0.9, "max"),
+)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(line.split()[1]) for line in
+                      Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        mem_kb = 0
+    return {"cpuModel": model, "cores": os.cpu_count(), "memoryGB": round(mem_kb / 2**20, 1),
+            "platform": platform.platform(), "loadAverage": list(os.getloadavg())}
+
+
+def versions() -> dict[str, Any]:
+    out: dict[str, Any] = {"python": sys.version.split()[0]}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        root = Path(__file__).resolve().parents[1]
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hi_async"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        out["gitCommit"] = commit or None
+        out["hiAsyncSourceModified"] = bool(dirty)
+    except (OSError, subprocess.SubprocessError):
+        out["gitCommit"] = None
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def derive(runs: dict[str, Any], headline_latency: float) -> dict[str, Any]:
+    """The headline ratios, each with its inputs, from the named runs of this run."""
+    seq, none = runs.get("sequential"), runs.get("headline-none")
+    one, ten, ceil = runs.get("mr-1x"), runs.get("mr-10x"), runs.get("ceiling")
+    groups = (ceil or {}).get("groups", {})
+    d: dict[str, Any] = {"latencyMs": headline_latency}
+    d["speedupVsSequential"] = _ratio(_get(none, "framesPerSecond"), _get(seq, "framesPerSecond"))
+    d["npySpeedupVsSequential"] = _ratio(_get(runs.get("headline-npy"), "framesPerSecond"),
+                                         _get(seq, "framesPerSecond"))
+    d["headlineFrames"] = _get(none, "frames")
+    d["sequentialFrames"] = _get(seq, "frames")
+    d["vsCeiling"] = _ratio(_get(none, "framesPerSecond"), groups.get("all", {}).get(
+        "framesPerSecond"))
+    d["pipelineVsCeiling"] = _ratio(_get(none, "pipelineFramesPerSecond"),
+                                    groups.get("all", {}).get("framesPerSecond"))
+    marginal = None
+    if one and ten and ten["frames"] > one["frames"]:
+        marginal = (ten["cpuSeconds"] - one["cpuSeconds"]) * 1000 / (ten["frames"] - one["frames"])
+    d["marginalCpuMsPerFrame"] = None if marginal is None else round(marginal, 4)
+    ceiling_mr = groups.get("mr", {}).get("cpuMsPerFrame")
+    d["ceilingCpuMsPerFrameMr"] = ceiling_mr
+    d["pureDecodeCpuMsPerFrameMr"] = groups.get("mr", {}).get("pureDecodeCpuMsPerFrame")
+    d["marginalCpuVsCeiling"] = _ratio(marginal, ceiling_mr)
+    d["peakRssRatio"] = _ratio(_get(ten, "peakRssBytes"), _get(one, "peakRssBytes"))
+    shares = [r["emulator"]["coreShare"] for r in _client_runs(runs)
+              if r.get("emulator", {}).get("coreShare") is not None]
+    d["emulatorMaxCoreShare"] = max(shares) if shares else None
+    d["startupSeconds"] = _get(none, "startupSeconds")
+    d["bottleneck"] = (_get(none, "stages") or {}).get("bottleneck")
+    d["bottleneckWhy"] = (_get(none, "stages") or {}).get("why")
+    d["allFramesVerified"] = all(r.get("verified") == r.get("frames") and r.get("frames")
+                                 for r in _client_runs(runs) + ([ceil] if ceil else []))
+    d["targets"] = [_judge(d, key, text.format(lat=int(headline_latency)), target, kind)
+                    for key, text, target, kind in TARGETS]
+    if (d["headlineFrames"] or 0) < 2000:
+        d["targets"][0]["note"] = (f"headline run has {d['headlineFrames']} frames; "
+                                   "the target asks for at least 2000")
+    return d
+
+
+def _get(run: dict[str, Any] | None, key: str) -> Any:
+    return None if run is None else run.get(key)
+
+
+def _client_runs(runs: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [r for k, r in runs.items() if k not in ("ceiling", "sweep") and isinstance(r, dict)]
+    out += [r for r in runs.get("sweep", []) if isinstance(r, dict)]
+    return out
+
+
+def _judge(d: dict[str, Any], key: str, text: str, target: float, kind: str) -> dict[str, Any]:
+    value = d.get(key)
+    if value is None:
+        return {"metric": key, "description": text, "value": None, "target": target,
+                "kind": kind, "status": "SKIPPED", "margin": None}
+    ok = value >= target if kind == "min" else value <= target
+    margin = (value - target) / target * (1 if kind == "min" else -1)
+    return {"metric": key, "description": text, "value": value, "target": target, "kind": kind,
+            "status": "PASS" if ok else "MISS", "margin": round(margin, 3)}
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The short table printed at the end (and fit for the README)."""
+    d = doc["derived"]
+    lines = ["| target | measured | goal | result |", "|---|---|---|---|"]
+    for t in d["targets"]:
+        goal = ("≥ " if t["kind"] == "min" else "≤ ") + f"{t['target']:g}"
+        if t["status"] == "SKIPPED":
+            lines.append(f"| {t['description']} | skipped | {goal} | SKIPPED |")
+            continue
+        word = "above" if t["value"] >= t["target"] else "below"
+        lines.append(f"| {t['description']} | {t['value']:g} | {goal} | {t['status']} "
+                     f"({abs(t['margin']) * 100:.0f}% {word} the goal) |")
+    lines += ["", "| run | frames | frames/s | MB/s | CPU ms/frame | peak RSS MB | "
+              "emulator CPU ms/frame | emulator core share | bottleneck |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for key, r in doc["runs"].items():
+        if key in ("ceiling", "sweep") or not isinstance(r, dict):
+            continue
+        em = r.get("emulator", {})
+        neck = (r.get("stages") or {}).get("bottleneck", "")
+        lines.append(f"| {key} | {r['frames']} | {r.get('framesPerSecond')} | "
+                     f"{r.get('megabytesPerSecond')} | {r.get('cpuMsPerFrame')} | "
+                     f"{r.get('peakRssMB')} | {em.get('cpuMsPerFrame')} | "
+                     f"{em.get('coreShare')} | {neck} |")
+    ceil = doc["runs"].get("ceiling")
+    if ceil and ceil.get("groups"):
+        for name, g in ceil["groups"].items():
+            lines.append(f"| ceiling ({name}) | {g['frames']} | {g['framesPerSecond']} | "
+                         f"{g['megabytesPerSecond']} | {g['cpuMsPerFrame']} | "
+                         f"{ceil.get('peakRssMB')} | | | |")
+    lines += ["", f"start-up (process start to first connection): {d['startupSeconds']} s; "
+              f"marginal client CPU {d['marginalCpuMsPerFrame']} ms/frame vs ceiling "
+              f"{d['ceilingCpuMsPerFrameMr']} ms/frame (codec alone "
+              f"{d['pureDecodeCpuMsPerFrameMr']}); bottleneck of the headline run: "
+              f"{d['bottleneck']} ({d['bottleneckWhy']}); every frame verified in every mode: "
+              f"{d['allFramesVerified']}"]
+    for note in doc.get("notes", []):
+        lines.append(f"- {note}")
+    return "\n".join(lines)
