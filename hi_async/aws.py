@@ -76,6 +76,33 @@ def _config(settings: Settings, pool: int) -> AioConfig:
     )
 
 
+def explicit_credentials(settings: Settings) -> dict[str, str]:
+    """Keyword arguments for ``create_client`` when Settings carries credentials, else {}.
+
+    Explicit credentials let a caller (the local stack's workflow, a test) sign requests
+    without putting keys into the process environment, where child processes and crash
+    reports would inherit them.
+    """
+    key, secret = settings.access_key_id, settings.secret_access_key
+    if key is None and secret is None:
+        if settings.session_token is not None:
+            raise ConfigurationError(
+                "a session token was given without an access key ID and secret",
+                hint="pass access_key_id and secret_access_key with session_token",
+            )
+        return {}
+    if not key or not secret:
+        raise ConfigurationError(
+            "explicit credentials need both an access key ID and a secret access key",
+            hint="set both access_key_id and secret_access_key, or neither to use the "
+            "standard credential chain",
+        )
+    kwargs = {"aws_access_key_id": key, "aws_secret_access_key": secret}
+    if settings.session_token:
+        kwargs["aws_session_token"] = settings.session_token
+    return kwargs
+
+
 @contextlib.asynccontextmanager
 async def open_client(settings: Settings, service: str, pool: int | None = None
                       ) -> AsyncIterator[Any]:
@@ -88,6 +115,7 @@ async def open_client(settings: Settings, service: str, pool: int | None = None
         region_name=region,
         endpoint_url=settings.endpoint_url,
         config=_config(settings, size),
+        **explicit_credentials(settings),
     ) as client:
         yield client
 

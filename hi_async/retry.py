@@ -18,9 +18,13 @@ from typing import TypeVar
 import anyio
 
 from . import aws
+from .errors import HiAsyncError
 from .settings import Settings
 
 T = TypeVar("T")
+
+#: What :meth:`Retrier._limited` returns for an attempt that was throttled and waited.
+_THROTTLED = object()
 
 #: Connection refused / DNS failures: the endpoint is likely wrong; give up sooner.
 _CONNECT_ATTEMPTS = 3
@@ -105,22 +109,50 @@ class Retrier:
         while True:
             attempt += 1
             try:
-                if self.limiter is not None:
-                    async with self.limiter:
-                        result = await op()
-                    self.limiter.on_success()
-                else:
+                if self.limiter is None:
                     result = await op()
-                self.budget.success()
-                return result
+                else:
+                    result = await self._limited(op, attempt, what)
+                    if result is _THROTTLED:
+                        continue
+                    self.limiter.on_success()
             except Exception as exc:
-                kind = aws.classify(exc)
-                limit = _CONNECT_ATTEMPTS if kind == "connect" else self.settings.max_attempts
-                if kind == "fatal" or attempt >= limit or not self.budget.withdraw():
-                    raise aws.translate(exc, what, self.settings) from exc
-                if kind == "throttle":
-                    self.throttled += 1
-                    if self.limiter is not None:
-                        self.limiter.on_throttle()
-                self.retries += 1
-            await anyio.sleep(self.backoff(attempt))
+                delay = self._retry_delay(exc, attempt, what)
+            else:
+                self.budget.success()
+                return result  # type: ignore[return-value]
+            await anyio.sleep(delay)
+
+    async def _limited(self, op: Callable[[], Awaitable[T]], attempt: int,
+                       what: str) -> T | object:
+        """One attempt inside the limiter; a throttled attempt backs off *holding its slot*.
+
+        Waiting inside the slot makes the limit bound the requests in flight and those
+        waiting to be re-sent: when requests are quick (a nearby endpoint), a cut limit
+        alone would not slow the sender down, and the retries would storm the service.
+        """
+        assert self.limiter is not None
+        async with self.limiter:
+            try:
+                return await op()
+            except Exception as exc:
+                if aws.classify(exc) != "throttle":
+                    raise
+                delay = self._retry_delay(exc, attempt, what)
+                await anyio.sleep(delay)
+                return _THROTTLED
+
+    def _retry_delay(self, exc: Exception, attempt: int, what: str) -> float:
+        """Seconds to wait before re-sending; raises the translated error to give up."""
+        if isinstance(exc, HiAsyncError):
+            raise exc
+        kind = aws.classify(exc)
+        limit = _CONNECT_ATTEMPTS if kind == "connect" else self.settings.max_attempts
+        if kind == "fatal" or attempt >= limit or not self.budget.withdraw():
+            raise aws.translate(exc, what, self.settings) from exc
+        if kind == "throttle":
+            self.throttled += 1
+            if self.limiter is not None:
+                self.limiter.on_throttle()
+        self.retries += 1
+        return self.backoff(attempt)

@@ -14,6 +14,7 @@ from typing import Literal
 
 OutputFormat = Literal["jph", "npy", "raw", "none"]
 PoolKind = Literal["process", "thread"]
+FrameClientKind = Literal["lean", "sdk"]
 
 #: The service caps inflated image set metadata at 50 MB; never inflate more than that.
 METADATA_MAX_BYTES = 50 * 1024 * 1024
@@ -31,11 +32,17 @@ class Settings:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
+    #: Explicit credentials (the local stack, tests); None means the standard chain.
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
 
     # Concurrency.
     fetchers: int = 64
     decoders: int = field(default_factory=_default_decoders)
     pool: PoolKind = "process"
+    #: GetImageFrame through the lean aiohttp path (default) or through aiobotocore.
+    frame_client: FrameClientKind = "lean"
     metadata_fetchers: int = 8
 
     # Bounded hand-offs between stages (items, not bytes).
@@ -80,6 +87,9 @@ class Settings:
             )
         if self.pool not in ("process", "thread"):
             raise UsageError(f"unknown pool kind {self.pool!r}", hint="choose process or thread")
+        if self.frame_client not in ("lean", "sdk"):
+            raise UsageError(f"unknown frame client {self.frame_client!r}",
+                             hint="choose lean or sdk")
         if self.max_attempts < 1:
             raise UsageError(f"max_attempts must be at least 1, got {self.max_attempts}")
 
@@ -95,6 +105,8 @@ class Settings:
                 env[name] = int(value)
         if pool := os.environ.get("HI_ASYNC_POOL"):
             env["pool"] = pool
+        if frame_client := os.environ.get("HI_ASYNC_FRAME_CLIENT"):
+            env["frame_client"] = frame_client
         if uv := os.environ.get("HI_ASYNC_UVLOOP"):
             env["uvloop"] = uv.strip().lower() not in ("0", "false", "no", "off")
         if endpoint := os.environ.get("HI_ASYNC_ENDPOINT_URL"):
