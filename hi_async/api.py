@@ -21,6 +21,7 @@ import anyio
 
 from . import aws
 from .errors import FrameFailed, HiAsyncError, UsageError
+from .frameclient import FrameClient
 from .journal import write_summary
 from .model import Frame, FrameResult, ImageSetRef, Summary
 from .paths import check_id, check_job_id, prepare_out_dir
@@ -46,6 +47,7 @@ class Downloader:
         self._mi: Any = None
         self._s3: Any = None
         self._pool: DecodePool | None = None
+        self._frames: FrameClient | None = None
         self._tg: Any = None
         self.limiter = AimdLimiter(self.settings.fetchers)
         self.retrier = Retrier(self.settings, self.limiter)
@@ -55,6 +57,9 @@ class Downloader:
         s = self.settings
         try:
             self._mi = await self._stack.enter_async_context(aws.open_client(s, "medical-imaging"))
+            if s.frame_client == "lean":
+                self._frames = await self._stack.enter_async_context(
+                    FrameClient(s, self._mi.meta.endpoint_url, s.fetchers))
             self._pool = DecodePool(s.pool, s.decoders)
             self._stack.push_async_callback(self._pool.aclose)
             # Owner of frames() producers, so that no cancel scope lives in a generator.
@@ -115,7 +120,8 @@ class Downloader:
             target = prepare_out_dir(Path(target))
         assert self._pool is not None
         pipeline = Pipeline(self.settings, self._mi, self._pool, self.retrier, out_dir=target,
-                            fmt=self.settings.output_format, progress=progress)
+                            fmt=self.settings.output_format, progress=progress,
+                            frames=self._frames)
         self.last_pipeline = pipeline
         summary = await pipeline.run(source)
         if target is not None:
@@ -169,7 +175,7 @@ class Downloader:
 
         pipeline = Pipeline(self.settings, self._mi, self._pool, self.retrier, out_dir=target,
                             fmt=self.settings.output_format, want_pixels=want == "pixels",
-                            on_result=forward)
+                            on_result=forward, frames=self._frames)
         self.last_pipeline = pipeline
 
         async def produce() -> None:

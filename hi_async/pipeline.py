@@ -22,6 +22,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from . import aws
 from .errors import DecodePoolBroken, HiAsyncError, OutputError
+from .frameclient import FrameClient
 from .journal import Journal, read_verified, remove_leftover_tmp
 from .model import Counts, FrameRef, FrameResult, ImageSetRef, Summary
 from .paths import frame_path
@@ -77,12 +78,13 @@ class Pipeline:
     def __init__(self, settings: Settings, mi: Any, pool: DecodePool, retrier: Retrier, *,
                  out_dir: Path | None, fmt: str, want_pixels: bool = False,
                  progress: ProgressListener | None = None,
-                 on_result: OnResult | None = None) -> None:
+                 on_result: OnResult | None = None,
+                 frames: FrameClient | None = None) -> None:
         self.settings = settings
         self.mi = mi
         self.pool = pool
         self.retrier = retrier
-        self.fetcher = Fetcher(mi, retrier)
+        self.fetcher = Fetcher(mi, retrier, frames)
         self.out_dir = out_dir
         self.fmt = fmt if out_dir is not None else "none"
         self.want_pixels = want_pixels
