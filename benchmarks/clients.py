@@ -111,7 +111,8 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
         "pipelineFramesPerSecond": summary.get("framesPerSecond"),
         "startupSeconds": None if first.seconds is None else round(first.seconds, 4),
         "emulator": _emulator(target, emulator_cpu0, m, frames),
-        "stages": analyse(summary.get("stages"), summary.get("seconds"), fetchers, decoders),
+        "stages": analyse(summary.get("stages"), summary.get("seconds"), fetchers, decoders,
+                          frames=frames, cpu_seconds=m.cpu_seconds, wall_seconds=m.seconds),
         "error": _failed(m),
     }
     if not keep and fmt != "none":

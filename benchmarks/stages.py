@@ -27,8 +27,15 @@ _WHY = {
 
 
 def analyse(stages: dict[str, Any] | None, seconds: float | None, fetchers: int | None,
-            decoders: int | None) -> dict[str, Any] | None:
-    """Busy time, queue fill, utilisation and the bottleneck with the reason."""
+            decoders: int | None, *, frames: int = 0, cpu_seconds: float = 0.0,
+            wall_seconds: float = 0.0) -> dict[str, Any] | None:
+    """Busy time, queue fill, utilisation and the bottleneck with the reason.
+
+    For the decode stage it also compares the time a frame spends in the pool's round
+    trip with the CPU the whole client spends per frame: a round trip many times longer
+    than the CPU, with the client using well under its cores, means the pool waits on
+    hand-offs (too few jobs in flight, a busy event loop), not on decoding.
+    """
     if not stages or not seconds:
         return None
     busy = stages.get("busySeconds", {})
@@ -46,5 +53,19 @@ def analyse(stages: dict[str, Any] | None, seconds: float | None, fetchers: int 
         neck = "fetch"
     else:
         neck = "metadata"
-    return {"busySeconds": busy, "queueFill": fill, "utilisation": utilisation,
-            "bottleneck": neck, "why": _WHY[neck]}
+    out: dict[str, Any] = {"busySeconds": busy, "queueFill": fill,
+                           "utilisation": utilisation, "bottleneck": neck, "why": _WHY[neck]}
+    if frames and wall_seconds:
+        cores = os.cpu_count() or 1
+        out["decodeRoundTripMsPerFrame"] = round(busy.get("decode", 0.0) * 1000 / frames, 3)
+        out["clientCpuMsPerFrame"] = round(cpu_seconds * 1000 / frames, 3)
+        out["clientCoresUsed"] = round(cpu_seconds / wall_seconds, 3)
+        out["decodeInFlight"] = tasks["decode"]
+        if neck == "decode" and cpu_seconds / wall_seconds < 0.6 * cores:
+            out["why"] += (f"; yet the client used {cpu_seconds / wall_seconds:.2f} of "
+                           f"{cores} cores and a frame spent "
+                           f"{out['decodeRoundTripMsPerFrame']} ms in the pool's round trip "
+                           f"for {out['clientCpuMsPerFrame']} ms of client CPU: the pool "
+                           f"waits on hand-offs ({tasks['decode']} jobs in flight), not on "
+                           "decoding")
+    return out

@@ -49,9 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip the stand-alone emulator_frames.py and import_throughput.py")
 
 
-def benchmarks_dir() -> Path:
-    """The checkout's benchmarks/ folder, or a clear error when there is none."""
-    root = Path(__file__).resolve().parents[2]
+def benchmarks_dir(root: Path | None = None) -> Path:
+    """The checkout's benchmarks/ folder (beside the package), or a clear error."""
+    root = root or Path(__file__).resolve().parents[2]
     folder = root / "benchmarks"
     if not (folder / "bench.py").is_file():
         raise NotAvailable(

@@ -1,0 +1,119 @@
+"""``python -m hi_async bench --quick``: the report's structure, and every frame verified.
+
+Runs the real benchmark (local stack in its own process, a real import, every client
+mode as a subprocess) on a tiny study. Speed is not asserted: only that every mode ran
+on the same frames, verified all of them, and that the report carries what it promises.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hi_async.cli.bench import benchmarks_dir
+from hi_async.errors import NotAvailable
+
+CLIENT_RUNS = ("jph-0ms", "sequential", "headline-none", "headline-npy", "mr-1x", "mr-10x")
+
+
+def _bench(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hi_async", "bench", "--quick", "--out", str(out), *extra],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    return _bench(tmp_path_factory.mktemp("bench"))
+
+
+def test_every_mode_verifies_every_frame_of_the_same_study(quick: tuple[dict, str]) -> None:
+    doc, _ = quick
+    runs = doc["runs"]
+    study = doc["study"]
+    everything = study["ct"]["frames"] + study["mr"]["frames"]
+    assert study["mr"]["imageSets"] == 10
+    for name in CLIENT_RUNS:
+        run = runs[name]
+        assert run["error"] is None, (name, run["error"])
+        assert run["frames"] > 0 and run["verified"] == run["frames"], name
+    assert runs["headline-none"]["frames"] == everything
+    assert runs["headline-npy"]["frames"] == everything
+    assert runs["sequential"]["frames"] == everything  # --quick: the whole tiny study
+    assert runs["mr-10x"]["frames"] == 10 * runs["mr-1x"]["frames"] == study["mr"]["frames"]
+    groups = runs["ceiling"]["groups"]
+    assert groups["all"]["frames"] == everything
+    for name, group in groups.items():
+        assert group["verified"] == group["frames"] > 0, name
+    assert doc["derived"]["allFramesVerified"] is True
+
+
+def test_each_client_run_is_measured_with_the_emulator_beside_it(quick: tuple[dict, str]) -> None:
+    doc, _ = quick
+    for name in CLIENT_RUNS:
+        run = doc["runs"][name]
+        assert run["wallSeconds"] > 0 and run["cpuSeconds"] > 0, name
+        assert run["peakRssBytes"] > 0, name
+        assert run["emulator"]["cpuSeconds"] >= 0, name
+        assert run["config"]["latencyMs"] == (0.0 if name == "jph-0ms" else 50.0)
+    none = doc["runs"]["headline-none"]
+    assert none["startupSeconds"] is not None and none["startupSeconds"] < none["wallSeconds"]
+    stages = none["stages"]
+    assert set(stages["busySeconds"]) >= {"fetch", "decode"}
+    assert stages["bottleneck"] in ("metadata", "fetch", "decode", "sink")
+
+
+def test_report_has_machine_versions_targets_and_import_throughput(
+        quick: tuple[dict, str]) -> None:
+    doc, stdout = quick
+    assert doc["machine"]["cores"] >= 1 and doc["machine"]["cpuModel"] is not None
+    for package in ("python", "hi_async", "botocore", "aiobotocore", "imagecodecs", "numpy"):
+        assert doc["versions"][package], package
+    assert doc["settings"]["quick"] is True
+    targets = {t["metric"]: t for t in doc["derived"]["targets"]}
+    assert set(targets) == {"speedupVsSequential", "marginalCpuVsCeiling", "peakRssRatio",
+                            "emulatorMaxCoreShare"}
+    for t in targets.values():
+        assert t["status"] in ("PASS", "MISS") and isinstance(t["value"], float)
+    assert "note" in targets["speedupVsSequential"]  # the tiny study is below 2000 frames
+    for group in ("ct", "mr"):
+        assert doc["study"][group]["importJob"]["instancesPerSecond"] > 0
+    standalone = doc["standalone"]
+    assert standalone["importThroughput"]["result"]["status"] == "COMPLETED"
+    assert standalone["emulatorFrames"]["result"]["failed"] == 0
+    assert "sweeps skipped" in " ".join(doc["notes"])
+    assert "| hi_async / sequential frames/s at 50 ms |" in stdout
+    assert "ceiling (all)" in stdout
+
+
+@pytest.mark.slow
+def test_quick_sweep_covers_each_factor_and_plots(tmp_path: Path) -> None:
+    doc, stdout = _bench(tmp_path, "--sweep", "--plot", "--no-standalone")
+    sweep = doc["runs"]["sweep"]
+    grid = [r for r in sweep if r["sweep"] == "latency-fetchers"]
+    assert {(r["config"]["latencyMs"], r["config"]["fetchers"]) for r in grid} == {
+        (0.0, 1), (0.0, 16), (50.0, 1), (50.0, 16)}
+    assert {r["factor"] for r in sweep if r["sweep"] == "one-factor"} == {
+        "decoders-1", "decoders-2", "pool-process", "pool-thread", "uvloop-on", "uvloop-off"}
+    for r in sweep:
+        assert r["verified"] == r["frames"] > 0, r["label"]
+    assert doc["standalone"] == "skipped"
+    png = tmp_path / "bench.png"
+    if "plot written" in stdout:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "plot skipped: matplotlib is not installed" in stdout
+
+
+def test_bench_outside_a_source_checkout_says_so(tmp_path: Path) -> None:
+    with pytest.raises(NotAvailable, match="source checkout") as info:
+        benchmarks_dir(tmp_path)
+    assert "clone the hi_async repository" in str(info.value)
