@@ -9,6 +9,7 @@ still there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -120,19 +121,30 @@ class Journal:
     def close(self) -> None:
         if self._fh is None:
             return
+        fh, self._fh = self._fh, None
         try:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            fh.flush()
+            os.fsync(fh.fileno())
         except OSError:
-            pass
+            pass  # a full disk: the lines that made it are the journal; resume cuts a torn one
         finally:
-            self._fh.close()
-            self._fh = None
+            # Closing flushes the same unwritable buffer once more; append reported it.
+            with contextlib.suppress(OSError):
+                fh.close()
 
 
 def write_summary(out_dir: Path, document: dict[str, Any]) -> None:
     """summary.json, written atomically."""
     target = out_dir / SUMMARY
     tmp = target.with_name(SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(json.dumps(document, indent=2) + "\n")
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutputError(
+            f"cannot write {target}: {exc.strerror or exc}",
+            hint="free some disk space (or fix the folder's permissions); the frames in "
+            "index.jsonl are kept and a rerun does not download them again",
+        ) from None
