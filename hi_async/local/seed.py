@@ -14,7 +14,7 @@ from pathlib import Path
 
 import anyio
 
-from ..errors import UsageError
+from ..errors import ConfigurationError, UsageError
 from .synthetic import custom_spec, generate_series
 
 CONCURRENCY = 16
@@ -34,9 +34,35 @@ def seed_from_args(args: argparse.Namespace) -> int:
         spec = custom_spec(args.synthetic, args.instances, args.rows, args.columns)
         base = prefix or f"{spec.folder}/"
         source = ((f"{base}{name}", _const(data)) for name, data in generate_series(spec))
-    count, size = anyio.run(_upload, args.endpoint_url, args.bucket, source)
+    try:
+        count, size = anyio.run(_upload, args.endpoint_url, args.bucket, source)
+    except BaseExceptionGroup as group:
+        raise _seed_error(group.exceptions[0], args) from None
+    except Exception as exc:
+        raise _seed_error(exc, args) from None
     print(f"uploaded {count} files ({size / 1e6:.1f} MB) to s3://{args.bucket}/{prefix}")
     return 0
+
+
+def _seed_error(exc: BaseException, args: argparse.Namespace) -> Exception:
+    """A user-facing error for an S3 failure while seeding (no traceback)."""
+    import botocore.exceptions as bx
+
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    if isinstance(exc, bx.ClientError):
+        err = exc.response.get("Error", {})
+        code, message = err.get("Code", ""), err.get("Message", "")
+        return UsageError(f"S3 refused to seed s3://{args.bucket}/: {code} {message}".strip(),
+                          hint="check the bucket name (3-63 lower-case letters, digits, dots "
+                          "or hyphens) and the endpoint")
+    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
+        return ConfigurationError(f"the endpoint {args.endpoint_url} does not answer",
+                                  hint="start the local stack with 'python -m hi_async local "
+                                  "serve' or check --endpoint-url")
+    if isinstance(exc, Exception):
+        return exc
+    raise exc
 
 
 def _const(data: bytes) -> Callable[[], bytes]:

@@ -61,3 +61,37 @@ def test_missing_folder_is_a_usage_error(stack: LocalStack, tmp_path: Path) -> N
     done = _seed(stack, "--bucket", "x-missing", "--dicom-dir", str(tmp_path / "nope"))
     assert done.returncode == 2
     assert "is not a folder" in done.stderr
+
+
+def test_seed_reports_a_bad_bucket_name_without_a_traceback(endpoint_url: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "hi_async", "local", "seed", "--endpoint-url", endpoint_url,
+         "--bucket", "no", "--synthetic", "ct", "--instances", "1"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "bucket name" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_seed_reports_an_endpoint_that_does_not_answer() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "hi_async", "local", "seed", "--endpoint-url",
+         f"http://127.0.0.1:{port}", "--bucket", "seeded", "--synthetic", "ct",
+         "--instances", "1"],
+        capture_output=True, text=True, check=False, timeout=120,
+        env={**__import__("os").environ, "AWS_MAX_ATTEMPTS": "1"},
+    )
+    assert proc.returncode == 2
+    assert "does not answer" in proc.stderr
+    assert "Traceback" not in proc.stderr
