@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -98,6 +99,10 @@ class Retrier:
         self.budget = budget or RetryBudget()
         self.retries = 0
         self.throttled = 0
+        #: Re-sent requests by cause: throttle, server (5xx), broken (a dropped connection
+        #: or a body cut short), connect. Re-fetches after a CRC mismatch are counted by
+        #: the pipeline in ``retries`` only.
+        self.by_kind: Counter[str] = Counter()
 
     def backoff(self, attempt: int) -> float:
         s = self.settings
@@ -154,5 +159,12 @@ class Retrier:
             self.throttled += 1
             if self.limiter is not None:
                 self.limiter.on_throttle()
+        self.by_kind[_cause(exc, kind)] += 1
         self.retries += 1
         return self.backoff(attempt)
+
+
+def _cause(exc: Exception, kind: str) -> str:
+    if kind == "retry":
+        return "server" if aws.error_code(exc)[1] >= 500 else "broken"
+    return kind
