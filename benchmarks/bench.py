@@ -112,6 +112,10 @@ def run(opts: Options) -> dict[str, Any]:
             _log(f"hi_async --format {fmt} at {opts.latency_ms:g} ms: {headline_frames} frames")
             runs[f"headline-{fmt}"] = clients.hi_async(target, st.datastore_id, everything, fmt,
                                                        label=f"headline-{fmt}")
+        _log(f"hi_async --format none with the SDK's GetImageFrame at {opts.latency_ms:g} ms")
+        runs["headline-none-sdk"] = clients.hi_async(target, st.datastore_id, everything,
+                                                     "none", label="headline-none-sdk",
+                                                     frame_client="sdk")
         _log(f"hi_async 1x and 10x: {mr_set_frames} and {st.mr.total_frames} MR frames")
         runs["mr-1x"] = clients.hi_async(target, st.datastore_id, st.mr.image_sets[:1], "none",
                                          label="mr-1x")

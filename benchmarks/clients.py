@@ -38,12 +38,14 @@ class Target:
         return int(self.url.rsplit(":", 1)[1].split("/")[0])
 
 
-def client_env(uvloop: bool = True) -> dict[str, str]:
+def client_env(uvloop: bool = True, frame_client: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AWS_", "HI_ASYNC_"))}
     env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
                HI_ASYNC_UVLOOP="1" if uvloop else "0")
+    if frame_client is not None:
+        env["HI_ASYNC_FRAME_CLIENT"] = frame_client
     return env
 
 
@@ -77,8 +79,8 @@ def _failed(m: Measured) -> str | None:
 
 def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str, *,
              label: str, fetchers: int | None = None, decoders: int | None = None,
-             pool: str | None = None, uvloop: bool = True, keep: bool = False
-             ) -> dict[str, Any]:
+             pool: str | None = None, uvloop: bool = True, frame_client: str | None = None,
+             keep: bool = False) -> dict[str, Any]:
     """``python -m hi_async download`` over ``image_sets``; the measured result."""
     out = target.workdir / label
     shutil.rmtree(out, ignore_errors=True)
@@ -92,7 +94,7 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
             cmd += [flag, str(value)]
     first = FirstConnection(target.port)
     cpu0 = process_cpu_seconds(target.server_pid)
-    m = run_measured(cmd, env=client_env(uvloop), watch=first)
+    m = run_measured(cmd, env=client_env(uvloop, frame_client), watch=first)
     emulator_cpu0 = cpu0
     summary: dict[str, Any] = {}
     if (out / "summary.json").exists():
@@ -102,7 +104,7 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
     result = {
         "mode": "hi_async", "label": label, "format": fmt,
         "config": {"latencyMs": target.latency_ms, "fetchers": fetchers, "decoders": decoders,
-                   "pool": pool, "uvloop": uvloop},
+                   "pool": pool, "uvloop": uvloop, "frameClient": frame_client or "default"},
         "frames": frames, "verified": verified, "retries": summary.get("retries"),
         **_common(m, frames, int(summary.get("bytes", 0))),
         "framesPerSecond": round(frames / m.seconds, 1) if m.seconds else None,

@@ -77,6 +77,8 @@ def derive(runs: dict[str, Any], headline_latency: float) -> dict[str, Any]:
     d["speedupVsSequential"] = _ratio(_get(none, "framesPerSecond"), _get(seq, "framesPerSecond"))
     d["npySpeedupVsSequential"] = _ratio(_get(runs.get("headline-npy"), "framesPerSecond"),
                                          _get(seq, "framesPerSecond"))
+    d["sdkFrameClientSpeedupVsSequential"] = _ratio(
+        _get(runs.get("headline-none-sdk"), "framesPerSecond"), _get(seq, "framesPerSecond"))
     d["headlineFrames"] = _get(none, "frames")
     d["sequentialFrames"] = _get(seq, "frames")
     d["vsCeiling"] = _ratio(_get(none, "framesPerSecond"), groups.get("all", {}).get(
@@ -163,8 +165,10 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| ceiling ({name}) | {g['frames']} | {g['framesPerSecond']} | "
                          f"{g['megabytesPerSecond']} | {g['cpuMsPerFrame']} | "
                          f"{ceil.get('peakRssMB')} | | | |")
+    runs_ = d["startupSecondsAllRuns"] or {}
     lines += ["", f"start-up (process start to first connection): {d['startupSeconds']} s in "
-              f"the headline run, {d['startupSecondsAllRuns']} over all hi_async runs; "
+              f"the headline run; min/median/max {runs_.get('min')}/{runs_.get('median')}/"
+              f"{runs_.get('max')} s over {runs_.get('runs')} hi_async runs; "
               f"marginal client CPU {d['marginalCpuMsPerFrame']} ms/frame vs ceiling "
               f"{d['ceilingCpuMsPerFrameMr']} ms/frame (codec alone "
               f"{d['pureDecodeCpuMsPerFrameMr']}); bottleneck of the headline run: "

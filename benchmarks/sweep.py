@@ -1,4 +1,5 @@
-"""Sweeps: latency x fetchers, then decoders, pool kind and uvloop one factor at a time.
+"""Sweeps: latency x fetchers, then decoders, pool kind, uvloop and the GetImageFrame
+client (lean aiohttp path or the SDK) one factor at a time.
 
 All on the CT series (512x512, 16-bit, the decode-heavy case). One fetcher at 20 ms or
 more needs a round trip per frame, so those points run on the first instances of the
@@ -44,6 +45,8 @@ def run(target: clients.Target, study: Study, set_latency: Callable[[float], Non
         ("decoders-1", {"decoders": 1}), ("decoders-2", {"decoders": 2}),
         ("pool-process", {"pool": "process"}), ("pool-thread", {"pool": "thread"}),
         ("uvloop-on", {"uvloop": True}), ("uvloop-off", {"uvloop": False}),
+        ("frame-client-lean", {"frame_client": "lean"}),
+        ("frame-client-sdk", {"frame_client": "sdk"}),
     ]
     for name, kw in factors:
         label = f"sweep-{name}"

@@ -18,7 +18,8 @@ import pytest
 from hi_async.cli.bench import benchmarks_dir
 from hi_async.errors import NotAvailable
 
-CLIENT_RUNS = ("jph-0ms", "sequential", "headline-none", "headline-npy", "mr-1x", "mr-10x")
+CLIENT_RUNS = ("jph-0ms", "sequential", "headline-none", "headline-npy", "headline-none-sdk",
+               "mr-1x", "mr-10x")
 
 
 def _bench(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
@@ -102,7 +103,8 @@ def test_quick_sweep_covers_each_factor_and_plots(tmp_path: Path) -> None:
     assert {(r["config"]["latencyMs"], r["config"]["fetchers"]) for r in grid} == {
         (0.0, 1), (0.0, 16), (50.0, 1), (50.0, 16)}
     assert {r["factor"] for r in sweep if r["sweep"] == "one-factor"} == {
-        "decoders-1", "decoders-2", "pool-process", "pool-thread", "uvloop-on", "uvloop-off"}
+        "decoders-1", "decoders-2", "pool-process", "pool-thread", "uvloop-on", "uvloop-off",
+        "frame-client-lean", "frame-client-sdk"}
     for r in sweep:
         assert r["verified"] == r["frames"] > 0, r["label"]
     assert doc["standalone"] == "skipped"
