@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import InvalidId, OutputError
+from .errors import InvalidId, OutputError, ServiceError
 
 _ID = re.compile(r"[0-9a-z]{32}")
 _JOB_ID = re.compile(r"[0-9a-z]{1,32}")
@@ -19,12 +19,33 @@ EXTENSIONS = {"jph": ".jph", "npy": ".npy", "raw": ".raw"}
 
 
 def check_id(value: object, what: str) -> str:
-    """``value`` if it is a valid 32-character lower-case alphanumeric ID, else InvalidId."""
+    """``value`` if it is a valid 32-character lower-case alphanumeric ID, else InvalidId.
+
+    ``what`` naming a source ("... from the service", "... from the manifest") marks an
+    ID the server sent: see :func:`check_server_id`.
+    """
+    if " from the " in what:
+        return check_server_id(value, what)
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise InvalidId(
             f"{what} {value!r} is not valid",
             hint="HealthImaging IDs are 32 characters of 0-9 and a-z; copy it from the "
             "console or from 'aws medical-imaging list-datastores'",
+        )
+    return value
+
+
+def check_server_id(value: object, what: str) -> str:
+    """An ID the server sent; one that could not have come from HealthImaging is refused.
+
+    Not the user's mistake, so not a usage error: the answer is not to be trusted, and
+    the ID never reaches a path.
+    """
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise ServiceError(
+            f"the service sent {what} {value!r}, which is not valid",
+            hint="HealthImaging IDs are 32 characters of 0-9 and a-z; nothing was written "
+            "for it. Check that --endpoint-url points at HealthImaging",
         )
     return value
 
