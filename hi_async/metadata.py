@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import MetadataError
 from .model import DEFAULT_STORED_TRANSFER_SYNTAX, FrameRef
-from .paths import check_id
+from .paths import check_server_id
 from .settings import METADATA_MAX_BYTES
 
 _CHUNK = 1 << 16
@@ -178,7 +178,7 @@ def iter_frames(
             for number, frame in enumerate(frames, start=1):
                 if not isinstance(frame, Mapping) or not isinstance(frame.get("ID"), str):
                     raise MetadataError(f"frame {number} of {where} lacks its ID")
-                frame_id = check_id(frame["ID"], "image frame ID")
+                frame_id = check_server_id(frame["ID"], "image frame ID")
                 yield FrameRef(
                     datastore_id=datastore_id,
                     image_set_id=image_set_id,

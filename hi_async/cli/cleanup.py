@@ -32,11 +32,6 @@ def _cleanup(args: argparse.Namespace) -> int:
         print("This removes:\n" + "\n".join(state.describe()))
         if input("proceed? [y/N] ").strip().lower() not in ("y", "yes"):
             return 1
-    if state.mode == "embedded" or state.mode == "endpoint":
-        import os
-
-        os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-        os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
     anyio.run(run_cleanup, out, lambda msg: print(msg))
     print(f"run {state.run_id}: cleaned up")
     return 0

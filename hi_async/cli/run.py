@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import functools
 import sys
 from pathlib import Path
 
@@ -86,8 +86,8 @@ def _tell_what_remains(out_dir: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import anyio
 
+    from ..api import run_sync
     from ..settings import Settings
     from ..workflow.main import run_workflow
     from ..workflow.plan import Plan, describe, resolve_studies
@@ -104,18 +104,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(describe(plan)))
         return 0
-    if not args.aws:
-        # The local stack accepts any key; supply one so a machine without AWS credentials
-        # (or with real ones) never sends them to it.
-        os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-        os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
-        os.environ.pop("AWS_SESSION_TOKEN", None)
-        os.environ.pop("AWS_PROFILE", None)
     settings = Settings.from_env(fetchers=args.fetchers, decoders=args.decoders,
                                  output_format=args.format, quiet=args.quiet)
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     try:
-        outcome = anyio.run(run_workflow, plan, settings, say)
+        outcome = run_sync(functools.partial(run_workflow, plan, settings, say), settings)
     except HiAsyncError:
         _tell_what_remains(plan.out_dir)
         raise

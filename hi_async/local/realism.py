@@ -102,12 +102,17 @@ class Realism:
         return None
 
     def corrupt(self, data: bytes) -> bytes:
-        """``data`` with a few bytes flipped in its second half (past the headers)."""
-        if len(data) < 4:
+        """``data`` with a few bytes flipped in its second half (past the headers).
+
+        The last two bytes are spared: in a JPEG 2000 family codestream they are the EOC
+        marker, which decoders do not need, so flipping them could leave the pixels intact
+        and the "corruption" unobservable.
+        """
+        if len(data) < 8:
             return bytes(b ^ 0xFF for b in data)
         buf = bytearray(data)
         for _ in range(1 + len(buf) // 65536):
-            i = self.rng.randrange(len(buf) // 2, len(buf))
+            i = self.rng.randrange(len(buf) // 2, len(buf) - 2)
             buf[i] ^= 1 << self.rng.randrange(8)
         return bytes(buf)
 

@@ -62,6 +62,10 @@ def _check_out_dir(out_dir: Path) -> None:
             hint=f"run 'python -m hi_async cleanup --out {out_dir}' first, or pick another --out")
 
 
+#: The key the workflow signs local-stack requests with (any key works there).
+LOCAL_KEY = "testing"
+
+
 async def run_workflow(plan: Plan, settings: Settings, say: Say = print) -> Outcome:
     """The whole workflow on the plan's target; Ctrl-C stops it and leaves the state file."""
     _check_out_dir(plan.out_dir)
@@ -73,18 +77,25 @@ async def run_workflow(plan: Plan, settings: Settings, say: Say = print) -> Outc
         profile=plan.profile, local_data_dir=str(data_dir) if data_dir else None))
     state_file.save()
 
+    # The local stack accepts any key: give the downloader one explicitly, so that a
+    # machine's real credentials are never sent to it and none are needed.
+    local_keys = {"access_key_id": LOCAL_KEY, "secret_access_key": LOCAL_KEY,
+                  "session_token": None}
+
     async def work() -> RunReport:
         if data_dir is None:
             endpoint = Endpoint(plan.region, plan.endpoint_url, plan.profile)
+            keys = local_keys if endpoint.is_local and not plan.profile else {}
             return await run_on(plan, endpoint, state_file,
                                 settings.replace(endpoint_url=plan.endpoint_url,
-                                                 region=plan.region, profile=plan.profile), say)
+                                                 region=plan.region, profile=plan.profile,
+                                                 **keys), say)
         say(f"starting the local stack (data in {data_dir}) ...")
         async with embedded_endpoint(data_dir, plan.region) as endpoint:
             state_file.update(endpoint_url=endpoint.endpoint_url)
             return await run_on(plan, endpoint, state_file,
                                 settings.replace(endpoint_url=endpoint.endpoint_url,
-                                                 region=plan.region), say)
+                                                 region=plan.region, **local_keys), say)
 
     try:
         report, interrupted = await interruptible(work)

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from hi_async.errors import InvalidId, MetadataError
+from hi_async.errors import MetadataError, ServiceError
 from hi_async.metadata import gunzip_bounded, parse_metadata
 
 from .helpers import document, frame_entry, frame_id, gz, instance
@@ -120,5 +120,6 @@ def test_inflate_is_streamed_in_chunks() -> None:
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "a/b", "ABCDEF" + "0" * 26, "0" * 31])
 def test_server_supplied_frame_ids_are_validated(bad: str) -> None:
     doc = document({"1": {"a": instance(8, 8, [frame_entry(bad, 5)])}})
-    with pytest.raises(InvalidId):
+    # The server's mistake, not the user's: a service error (exit 1), never a path.
+    with pytest.raises(ServiceError, match="the service sent image frame ID"):
         parse_metadata(gz(doc), DS, IS)
