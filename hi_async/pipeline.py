@@ -70,6 +70,9 @@ OnResult = Callable[[FrameResult], Awaitable[None]]
 #: trip for 1.2 ms of work); four keep a job queued behind the running one.
 JOBS_PER_DECODER = 4
 
+#: At most this many results are journaled in one write.
+SINK_BATCH = 64
+
 
 def _resumed(ref: FrameRef, entry: dict[str, Any], out_dir: Path) -> FrameResult:
     rel = entry.get("path")
@@ -243,21 +246,30 @@ class Pipeline:
 
     async def _sink(self, rx: ObjectReceiveStream[FrameResult]) -> None:
         async with rx:
-            async for result in rx:
+            async for first in rx:
+                batch = [first]
+                # Results already waiting share one journal write (one system call).
+                while len(batch) < SINK_BATCH:
+                    try:
+                        batch.append(rx.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
                 t0 = time.perf_counter()
-                if self._journal is not None and not result.resumed:
-                    self._journal.append(result)
-                self.counts.add(result)
-                if result.ref.label is not None:
-                    self.by_label.setdefault(result.ref.label, Counts()).add(result)
-                if result.status == "failed":
-                    self.failures.append(result)
+                if self._journal is not None:
+                    self._journal.append_many([r for r in batch if not r.resumed])
                 self._sample_queues()
-                if self.progress is not None:
-                    self.progress.on_result(result)
+                for result in batch:
+                    self.counts.add(result)
+                    if result.ref.label is not None:
+                        self.by_label.setdefault(result.ref.label, Counts()).add(result)
+                    if result.status == "failed":
+                        self.failures.append(result)
+                    if self.progress is not None:
+                        self.progress.on_result(result)
                 self.stats.busy["sink"] += time.perf_counter() - t0
                 if self.on_result is not None:
-                    await self.on_result(result)
+                    for result in batch:
+                        await self.on_result(result)
 
     def _sample_queues(self) -> None:
         self.stats.samples += 1
