@@ -43,6 +43,9 @@ class EndpointUnreachable(ConfigurationError):
 class AccessDenied(HiAsyncError):
     """The service answered 403 for this caller."""
 
+    #: Fixing it is configuration (the caller's IAM policy), not a frame that failed.
+    exit_code = 2
+
 
 class NotFound(HiAsyncError):
     """A data store, image set, job or bucket that does not exist."""

@@ -67,6 +67,9 @@ class StackConfig:
     verify_signatures: bool = False
     #: access key id → secret, used only with ``verify_signatures``.
     credentials: dict[str, str] = field(default_factory=lambda: {"test": "test"})
+    #: access key id → HealthImaging operations refused to it with AccessDeniedException
+    #: (a stand-in for an IAM policy), used only with ``verify_signatures``.
+    denied: dict[str, frozenset[str]] = field(default_factory=dict)
     datastore_delay: float = DEFAULT_DATASTORE_DELAY
     account_id: str = ACCOUNT_ID
     #: Bytes of frame data kept in memory to spare a file read per GetImageFrame.

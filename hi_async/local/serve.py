@@ -9,8 +9,20 @@ followed by a flush; nothing is printed to stdout before it. Warnings go to stde
 SIGINT or SIGTERM stop the server cleanly (exit 0).
 
 With ``--verify-signatures``, the accepted credentials come from the environment
-variable ``HI_ASYNC_LOCAL_CREDENTIALS`` (``AKID:SECRET``, several separated by commas;
-default ``test:test``). Secrets are never printed.
+variable ``HI_ASYNC_LOCAL_CREDENTIALS``: entries separated by commas, each
+``AKID:SECRET`` optionally followed by ``:OPTION`` parts (default ``test:test``). Secrets are
+never printed. The options stand in for an IAM policy, so that access denied can be
+tested over the wire:
+
+- ``deny=OP+OP...``: the HealthImaging operations (the service model's names, such as
+  ``GetImageFrame``; ``*`` for all) this key is refused;
+- ``readonly``: refuse every operation but ``Get*``, ``List*`` and ``Search*``.
+
+A refused request is answered 403 ``AccessDeniedException`` in AWS's words ("User: ARN is
+not authorized to perform: medical-imaging:OP on resource: ARN ..."), after its signature
+has been checked. For example::
+
+    HI_ASYNC_LOCAL_CREDENTIALS=AKIDFULL:s3cret,AKIDNOFRAMES:s3cret:deny=GetImageFrame
 
 Persistence: with ``--data-dir`` the HealthImaging state (data stores, image sets and
 their versions, metadata, frames, jobs, tags) survives a restart on the same directory.
@@ -30,29 +42,65 @@ from pathlib import Path
 import anyio
 
 from ..errors import ConfigurationError
+from . import wire
 from .config import Knobs, StackConfig
 from .runtime import new_event_loop_factory, run_stack
 
 URL_LINE_PREFIX = "hi_async local stack listening on "
 CREDENTIALS_ENV = "HI_ASYNC_LOCAL_CREDENTIALS"
+_READ_PREFIXES = ("Get", "List", "Search")
 
 
-def credentials_from_env(value: str | None) -> dict[str, str]:
-    """``AKID:SECRET[,AKID:SECRET...]`` → mapping; default ``test:test``."""
+def credentials_from_env(value: str | None) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
+    """``AKID:SECRET[:OPTION...][,...]`` → (key → secret, key → refused operations)."""
     if not value:
-        return {"test": "test"}
-    out = {}
+        return {"test": "test"}, {}
+    secrets: dict[str, str] = {}
+    denied: dict[str, frozenset[str]] = {}
     for item in value.split(","):
-        key, sep, secret = item.strip().partition(":")
-        if not sep or not key or not secret:
+        # AWS secret keys never contain ':' (they are base64 with '/' and '+').
+        key, _, rest = item.strip().partition(":")
+        secret, *options = rest.split(":")
+        if not key or not secret:
             raise ConfigurationError(
-                f"{CREDENTIALS_ENV} must look like AKID:SECRET[,AKID:SECRET]",
+                f"{CREDENTIALS_ENV} must look like AKID:SECRET[:deny=OP+OP|:readonly][,...]",
                 hint="set it to the access key id and secret your clients sign with")
-        out[key] = secret
-    return out
+        secrets[key] = secret
+        refused = frozenset().union(*(_refused_by(option) for option in options))
+        if refused:
+            denied[key] = refused
+    return secrets, denied
+
+
+def _refused_by(option: str) -> frozenset[str]:
+    known = frozenset(wire.service_model().operation_names)
+    if option == "readonly":
+        return frozenset(op for op in known if not op.startswith(_READ_PREFIXES))
+    name, sep, ops = option.partition("=")
+    if name != "deny" or not sep or not ops:
+        raise ConfigurationError(
+            f"unknown option {option!r} in {CREDENTIALS_ENV}",
+            hint="options are deny=OP+OP... (HealthImaging operation names, or *) and readonly")
+    names = {op.strip() for op in ops.split("+")}
+    if "*" in names:
+        return known
+    unknown = sorted(names - known)
+    if unknown:
+        raise ConfigurationError(
+            f"{CREDENTIALS_ENV} denies unknown operation(s) {', '.join(unknown)}",
+            hint="use the service's operation names, e.g. GetImageFrame, GetImageSetMetadata")
+    return frozenset(names)
+
+
+def format_credentials(secrets: dict[str, str], denied: dict[str, frozenset[str]]) -> str:
+    """The ``HI_ASYNC_LOCAL_CREDENTIALS`` value that parses back to these two mappings."""
+    return ",".join(
+        f"{key}:{secret}" + (f":deny={'+'.join(sorted(denied[key]))}" if denied.get(key) else "")
+        for key, secret in secrets.items())
 
 
 def config_from_args(args: argparse.Namespace) -> StackConfig:
+    credentials, denied = credentials_from_env(os.environ.get(CREDENTIALS_ENV))
     knobs = Knobs().updated({
         name: getattr(args, name) for name in (
             "latency_ms", "jitter_ms", "bandwidth_mbps", "throttle_rps", "error_rate",
@@ -62,7 +110,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         host=args.host, port=args.port,
         data_dir=Path(args.data_dir) if args.data_dir else None, knobs=knobs,
         verify_signatures=bool(getattr(args, "verify_signatures", False)),
-        credentials=credentials_from_env(os.environ.get(CREDENTIALS_ENV)))
+        credentials=credentials, denied=denied)
 
 
 def serve_from_args(args: argparse.Namespace) -> int:

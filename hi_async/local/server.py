@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 from aiohttp import web
 
-from . import wire
+from . import ids, wire
 from .apierrors import (
     InternalServerException,
     ServiceError,
@@ -39,12 +39,22 @@ from .handlers import HANDLERS, Blob, Context
 from .models import Job
 from .moto_bridge import MotoBridge
 from .realism import Fault, Realism
-from .sigv4_verify import verify
+from .sigv4_verify import authorize, verify
 
 log = logging.getLogger("hi_async.local")
 
 _FAULTED = frozenset({"GetImageFrame", "GetImageSetMetadata"})
 _JSON = "application/json"
+
+
+def _resource_arn(account: str, region: str, labels: dict[str, str]) -> str:
+    """The ARN an IAM decision names: the image set, else the data store, else any."""
+    datastore, image_set = labels.get("datastoreId"), labels.get("imageSetId")
+    if datastore and image_set:
+        return ids.image_set_arn(region, account, datastore, image_set)
+    if datastore:
+        return ids.datastore_arn(region, account, datastore)
+    return f"arn:aws:medical-imaging:{region}:{account}:*"
 
 
 def scope_service(request: web.Request) -> tuple[str | None, str | None]:
@@ -172,8 +182,11 @@ class LocalServer:
         body = await request.read()
         try:
             if self.config.verify_signatures:
-                verify(request.method, request.raw_path, request.headers, body,
-                       self.config.credentials)
+                key = verify(request.method, request.raw_path, request.headers, body,
+                             self.config.credentials)
+                if key in self.config.denied:
+                    authorize(key, op, _resource_arn(self.config.account_id, region, labels),
+                              self.config.account_id, self.config.denied)
             if route.data_plane and self.realism.throttled():
                 raise ThrottlingException("Rate exceeded")
             await self.realism.delay()

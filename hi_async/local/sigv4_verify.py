@@ -1,9 +1,12 @@
-"""SigV4 signature checking for ``--verify-signatures``.
+"""SigV4 signature checking for ``--verify-signatures``, and the per-key denials after it.
 
 The canonical request is rebuilt from what arrived (method, the path as sent, the
 query, the signed headers, the body's SHA-256) exactly as botocore builds it for a
 rest-json service, and the signature recomputed with the configured secret. Neither the
 secret nor any signed header value is ever logged or echoed in an error.
+
+:func:`authorize` then refuses the operations configured as denied for the signing key,
+in the words IAM uses, so that a client's access-denied path can be tested over the wire.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hmac
 from urllib.parse import parse_qsl, quote
 
 from .apierrors import (
+    AccessDeniedException,
     InvalidSignatureException,
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
@@ -39,8 +43,8 @@ def parse_authorization(header: str) -> dict[str, str]:
 
 
 def verify(method: str, raw_path: str, headers: dict[str, str] | object, body: bytes,
-           credentials: dict[str, str]) -> None:
-    """Raise the error AWS answers with unless the request's signature is right.
+           credentials: dict[str, str]) -> str:
+    """The signing access key id; raise the error AWS answers with unless the signature is right.
 
     ``headers`` is a case-insensitive mapping (aiohttp's ``request.headers``).
     """
@@ -77,3 +81,19 @@ def verify(method: str, raw_path: str, headers: dict[str, str] | object, body: b
         raise InvalidSignatureException(
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method.")
+    return access_key
+
+
+def authorize(access_key: str, operation: str, resource_arn: str, account: str,
+              denied: dict[str, frozenset[str]]) -> None:
+    """Raise AccessDeniedException if ``operation`` is denied to ``access_key``.
+
+    The message follows IAM's shape for an identity-based denial; the stack knows no
+    user names, so the access key id (never the secret) stands in for one.
+    """
+    if operation in denied.get(access_key, ()):
+        action = f"medical-imaging:{operation}"
+        raise AccessDeniedException(
+            f"User: arn:aws:iam::{account}:user/{access_key} is not authorized to perform: "
+            f"{action} on resource: {resource_arn} because no identity-based policy allows "
+            f"the {action} action")

@@ -29,7 +29,7 @@ from .backend import Backend
 from .config import DEFAULT_DATASTORE_DELAY, Knobs, StackConfig
 from .ids import ACCOUNT_ID, DEFAULT_REGION
 from .runtime import new_event_loop_factory, run_stack
-from .serve import CREDENTIALS_ENV, URL_LINE_PREFIX
+from .serve import CREDENTIALS_ENV, URL_LINE_PREFIX, format_credentials
 from .server import LocalServer
 
 _START_TIMEOUT = 120.0
@@ -42,6 +42,7 @@ class LocalStack:
                  host: str = "127.0.0.1", port: int = 0, data_dir: str | Path | None = None,
                  knobs: Knobs | dict[str, Any] | None = None, verify_signatures: bool = False,
                  credentials: dict[str, str] | None = None,
+                 denied: dict[str, frozenset[str]] | None = None,
                  datastore_delay: float = DEFAULT_DATASTORE_DELAY) -> None:
         if isinstance(knobs, dict):
             knobs = Knobs().updated(knobs)
@@ -50,6 +51,7 @@ class LocalStack:
                                   data_dir=Path(data_dir) if data_dir else None,
                                   knobs=knobs or Knobs(), verify_signatures=verify_signatures,
                                   credentials=credentials or {"test": "test"},
+                                  denied=dict(denied or {}),
                                   datastore_delay=datastore_delay)
         self.url = ""
         self.server: LocalServer | None = None
@@ -139,7 +141,7 @@ class LocalStack:
         if c.verify_signatures:
             cmd.append("--verify-signatures")
         env = dict(os.environ)
-        env[CREDENTIALS_ENV] = ",".join(f"{k}:{v}" for k, v in c.credentials.items())
+        env[CREDENTIALS_ENV] = format_credentials(c.credentials, c.denied)
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
