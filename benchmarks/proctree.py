@@ -1,7 +1,8 @@
 """Measure a child command: wall time, CPU of it and its children, peak RSS of its tree.
 
 CPU comes from ``resource.getrusage(RUSAGE_CHILDREN)`` deltas around the wait (user +
-system of the child and every descendant it waited for). Peak memory is the largest sum
+system of the child and every descendant it waited for), plus the CPU of descendants
+nobody reaps into it (fork-server pool workers), sampled from /proc. Peak memory is the largest sum
 of RSS over the child's whole process tree, sampled from /proc every few milliseconds,
 because ``ru_maxrss`` reports only the largest single process, not a pool's total.
 """
@@ -66,6 +67,23 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def descendant_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds so far of each running descendant of ``pid`` (not ``pid`` itself)."""
+    out: dict[int, float] = {}
+    stack, seen = list(_children(pid)), {pid}
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            out[p] = process_cpu_seconds(p)
+        except (OSError, IndexError, ValueError):
+            continue
+        stack.extend(_children(p))
+    return out
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds used so far by the running descendants of ``pid`` (not ``pid`` itself).
 
@@ -100,6 +118,11 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     peak = 0
+    # Decode workers started by a fork server are never reaped by the child (the fork
+    # server reaps them, and nobody reaps the fork server), so RUSAGE_CHILDREN misses
+    # their CPU: sample every descendant's CPU from /proc and add the last value seen.
+    # Thread pools have no descendants, so nothing is counted twice there.
+    descendants: dict[int, float] = {}
     done = threading.Event()
     watcher = None
     if watch is not None:
@@ -110,6 +133,8 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
         nonlocal peak
         while not done.is_set():
             peak = max(peak, tree_rss(proc.pid))
+            for pid, cpu_so_far in descendant_cpu(proc.pid).items():
+                descendants[pid] = max(descendants.get(pid, 0.0), cpu_so_far)
             done.wait(sample_interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -128,4 +153,5 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu += sum(descendants.values())
     return Measured(proc.returncode, out, err, seconds, cpu, peak, started)

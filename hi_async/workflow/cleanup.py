@@ -28,7 +28,7 @@ async def _search_image_sets(mi: Any, datastore_id: str) -> list[str]:
         kwargs: dict[str, Any] = {"datastoreId": datastore_id, "maxResults": 50}
         if token:
             kwargs["nextToken"] = token
-        page = await call(f"listing image sets of {datastore_id}",
+        page = await call(f"list image sets of {datastore_id}",
                           mi.search_image_sets(**kwargs))
         ids.extend(s["imageSetId"] for s in page.get("imageSetsMetadataSummaries", []))
         token = page.get("nextToken")
@@ -51,7 +51,7 @@ async def delete_image_sets(mi: Any, datastore_id: str, known: list[str], *,
         nonlocal deleted
         async with limit:
             try:
-                await call(f"deleting image set {image_set_id}", mi.delete_image_set(
+                await call(f"delete image set {image_set_id}", mi.delete_image_set(
                     datastoreId=datastore_id, imageSetId=image_set_id))
                 deleted += 1
             except NotFound:
@@ -72,7 +72,7 @@ async def delete_image_sets(mi: Any, datastore_id: str, known: list[str], *,
 async def delete_datastore(mi: Any, datastore_id: str, *, give_up_after: float = 900.0) -> bool:
     """Delete the data store and wait until it is DELETED; False if it was already gone."""
     try:
-        await call(f"deleting data store {datastore_id}",
+        await call(f"delete data store {datastore_id}",
                    mi.delete_datastore(datastoreId=datastore_id))
     except NotFound:
         return False
@@ -80,7 +80,7 @@ async def delete_datastore(mi: Any, datastore_id: str, *, give_up_after: float =
     with anyio.fail_after(give_up_after):
         while True:
             try:
-                answer = await call(f"reading data store {datastore_id}",
+                answer = await call(f"read data store {datastore_id}",
                                     mi.get_datastore(datastoreId=datastore_id))
             except NotFound:
                 return True
@@ -98,17 +98,17 @@ async def empty_bucket(s3: Any, bucket: str) -> int | None:
     removed = 0
     try:
         while True:
-            page = await call(f"listing s3://{bucket}", s3.list_objects_v2(Bucket=bucket))
+            page = await call(f"list s3://{bucket}", s3.list_objects_v2(Bucket=bucket))
             keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if not keys:
                 break
-            await call(f"emptying s3://{bucket}", s3.delete_objects(
+            await call(f"empty s3://{bucket}", s3.delete_objects(
                 Bucket=bucket, Delete={"Objects": keys, "Quiet": True}))
             removed += len(keys)
-        uploads = await call(f"listing uploads of s3://{bucket}",
+        uploads = await call(f"list uploads of s3://{bucket}",
                              s3.list_multipart_uploads(Bucket=bucket))
         for up in uploads.get("Uploads", []):
-            await call(f"aborting an upload to s3://{bucket}", s3.abort_multipart_upload(
+            await call(f"abort an upload to s3://{bucket}", s3.abort_multipart_upload(
                 Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"]))
     except NotFound:
         return None

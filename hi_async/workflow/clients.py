@@ -1,4 +1,4 @@
-"""The AWS clients one workflow run uses, and the one place their errors are translated.
+"""The AWS clients one workflow run uses; their errors are translated by hi_async.aws.
 
 The same code serves AWS and the local stack: only ``endpoint_url`` differs. With a custom
 endpoint botocore would prepend the data-plane host prefix (``runtime-``) to the host, so
@@ -14,65 +14,25 @@ from typing import Any, TypeVar
 
 import aioboto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import (
-    AccessDenied,
-    ConfigurationError,
-    CredentialsError,
-    EndpointUnreachable,
-    HiAsyncError,
-    NotFound,
-    ServiceError,
-)
+from .. import aws
 
 T = TypeVar("T")
-
-_NOT_FOUND = {"ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "NotFound", "404"}
 
 
 def error_code(exc: BaseException) -> str:
     """The service's error code of a ClientError ("" for anything else)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def translate(exc: Exception, what: str) -> HiAsyncError:
-    """A user-facing error for a botocore exception raised while doing ``what``."""
-    if isinstance(exc, HiAsyncError):
-        return exc
-    if isinstance(exc, NoCredentialsError):
-        return CredentialsError(f"{what}: no AWS credentials found",
-                                hint="configure the standard chain or pass --profile")
-    if isinstance(exc, NoRegionError):
-        return ConfigurationError(f"{what}: no region configured", hint="pass --region")
-    if isinstance(exc, EndpointConnectionError):
-        return EndpointUnreachable(f"{what}: the endpoint does not answer ({exc})",
-                                   hint="check --endpoint-url and that the stack is running")
-    code = error_code(exc)
-    if code in _NOT_FOUND:
-        return NotFound(f"{what}: {exc}")
-    if code in {"AccessDenied", "AccessDeniedException", "UnrecognizedClientException",
-                "InvalidClientTokenId", "ExpiredToken"}:
-        return AccessDenied(f"{what}: {exc}", hint="check the credentials' permissions")
-    if isinstance(exc, (ClientError, BotoCoreError)):
-        return ServiceError(f"{what}: {exc}")
-    return ServiceError(f"{what}: unexpected {type(exc).__name__}: {exc}")
+    return aws.error_code(exc)[0]
 
 
 async def call(what: str, awaitable: Awaitable[T]) -> T:
-    """Await one API call, translating botocore errors into hi_async errors."""
+    """Await one API call; botocore errors become hi_async errors at the one boundary
+    (:func:`hi_async.aws.translate`). ``what`` reads after "while trying to"."""
     try:
         return await awaitable
     except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, what) from exc
+        raise aws.translate(exc, what) from exc
 
 
 @dataclass(frozen=True, slots=True)

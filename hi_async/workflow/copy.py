@@ -37,7 +37,7 @@ async def list_objects(s3: Any, bucket: str, prefix: str) -> AsyncIterator[tuple
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         if token:
             kwargs["ContinuationToken"] = token
-        page = await call(f"listing s3://{bucket}/{prefix}", s3.list_objects_v2(**kwargs))
+        page = await call(f"list s3://{bucket}/{prefix}", s3.list_objects_v2(**kwargs))
         for obj in page.get("Contents", []):
             if not obj["Key"].endswith("/"):
                 yield obj["Key"], int(obj["Size"])
@@ -110,7 +110,7 @@ async def copy_prefix(s3: Any, src_bucket: str, src_prefix: str, dst_bucket: str
                                          part_size=part_size)
                     totals["multipart"] += 1
                 else:
-                    await call(f"copying s3://{src_bucket}/{key}", s3.copy_object(
+                    await call(f"copy s3://{src_bucket}/{key}", s3.copy_object(
                         Bucket=dst_bucket, Key=dst_key,
                         CopySource={"Bucket": src_bucket, "Key": key}))
                 totals["objects"] += 1

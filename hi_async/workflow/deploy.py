@@ -46,7 +46,7 @@ async def _failure_reasons(cfn: Any, stack: str) -> str:
 async def create_stack(cfn: Any, stack: str, template: str, parameters: dict[str, str],
                        *, give_up_after: float = 900.0) -> tuple[str, dict[str, str]]:
     """Create ``stack`` and wait for CREATE_COMPLETE; return (stack id, outputs)."""
-    answer = await call(f"creating stack {stack}", cfn.create_stack(
+    answer = await call(f"create stack {stack}", cfn.create_stack(
         StackName=stack,
         TemplateBody=template,
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
@@ -54,7 +54,7 @@ async def create_stack(cfn: Any, stack: str, template: str, parameters: dict[str
         OnFailure="DELETE",
         Tags=[{"Key": "project", "Value": "hi_async"}],
     ))
-    desc = await call(f"waiting for stack {stack}",
+    desc = await call(f"wait for stack {stack}",
                       _poll_stack(cfn, stack, {"CREATE_COMPLETE"}, give_up_after=give_up_after))
     if desc["StackStatus"] != "CREATE_COMPLETE":
         reasons = await _failure_reasons(cfn, stack)
@@ -70,9 +70,9 @@ async def create_stack(cfn: Any, stack: str, template: str, parameters: dict[str
 
 async def delete_stack(cfn: Any, stack: str, *, give_up_after: float = 900.0) -> str:
     """Delete ``stack`` and wait; returns the final status (DELETE_COMPLETE or gone)."""
-    await call(f"deleting stack {stack}", cfn.delete_stack(StackName=stack))
+    await call(f"delete stack {stack}", cfn.delete_stack(StackName=stack))
     try:
-        desc = await call(f"waiting for stack {stack} to be deleted",
+        desc = await call(f"wait for stack {stack} to be deleted",
                           _poll_stack(cfn, stack, {"DELETE_COMPLETE"}, give_up_after=give_up_after))
     except NotFound:
         return "DELETE_COMPLETE"
@@ -86,7 +86,7 @@ async def delete_stack(cfn: Any, stack: str, *, give_up_after: float = 900.0) ->
 async def stack_status(cfn: Any, stack: str) -> str | None:
     """The stack's status, or None when CloudFormation does not know it."""
     try:
-        answer = await call(f"reading stack {stack}", cfn.describe_stacks(StackName=stack))
+        answer = await call(f"read stack {stack}", cfn.describe_stacks(StackName=stack))
     except HiAsyncError as exc:
         if "does not exist" in str(exc):
             return None

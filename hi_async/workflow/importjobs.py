@@ -38,7 +38,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 async def start_import(mi: Any, datastore_id: str, role_arn: str, input_uri: str,
                        output_uri: str, job_name: str) -> str:
     """StartDICOMImportJob; returns the job ID."""
-    answer = await call(f"starting the import of {input_uri}", mi.start_dicom_import_job(
+    answer = await call(f"start the import of {input_uri}", mi.start_dicom_import_job(
         jobName=job_name[:64], datastoreId=datastore_id, dataAccessRoleArn=role_arn,
         inputS3Uri=input_uri, outputS3Uri=output_uri))
     return str(answer["jobId"])
@@ -50,7 +50,7 @@ async def wait_for_job(mi: Any, datastore_id: str, job_id: str, *, give_up_after
     delay = first_delay
     with anyio.fail_after(give_up_after):
         while True:
-            answer = await call(f"reading import job {job_id}", mi.get_dicom_import_job(
+            answer = await call(f"read import job {job_id}", mi.get_dicom_import_job(
                 datastoreId=datastore_id, jobId=job_id))
             props = answer["jobProperties"]
             if props["jobStatus"] in ("COMPLETED", "FAILED"):
@@ -62,7 +62,7 @@ async def wait_for_job(mi: Any, datastore_id: str, job_id: str, *, give_up_after
 async def _get_json_lines(s3: Any, uri: str) -> list[dict[str, Any]]:
     bucket, key = split_s3_uri(uri)
     try:
-        body = await call(f"reading {uri}", s3.get_object(Bucket=bucket, Key=key))
+        body = await call(f"read {uri}", s3.get_object(Bucket=bucket, Key=key))
     except NotFound:
         return []
     async with body["Body"] as stream:
@@ -79,7 +79,7 @@ async def read_manifest(s3: Any, job_output_uri: str, *, give_up_after: float = 
     with anyio.fail_after(give_up_after):
         while True:
             try:
-                answer = await call(f"reading s3://{bucket}/{key}",
+                answer = await call(f"read s3://{bucket}/{key}",
                                     s3.get_object(Bucket=bucket, Key=key))
             except NotFound:
                 await anyio.sleep(delay)
