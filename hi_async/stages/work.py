@@ -52,7 +52,13 @@ def _write(job: Job, pixels: np.ndarray) -> None:
             if job.fmt == "jph":
                 fh.write(job.data)
             elif job.fmt == "npy":
-                np.save(fh, pixels, allow_pickle=False)
+                # Not np.save: it writes through ndarray.tofile, whose short write on a
+                # full disk raises an OSError without errno, which would look like a
+                # per-frame failure instead of the run-stopping full disk it is.
+                fmt = np.lib.format
+                c_order = np.ascontiguousarray(pixels)
+                fmt.write_array_header_1_0(fh, fmt.header_data_from_array_1_0(c_order))
+                fh.write(c_order.tobytes())
             else:
                 fh.write(np.ascontiguousarray(pixels).tobytes())
             fh.flush()

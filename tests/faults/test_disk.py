@@ -79,10 +79,7 @@ def _check_journaled_files(out: Path) -> None:
 @pytest.mark.parametrize("fmt, pool", [
     ("raw", "thread"),
     ("raw", "process"),
-    pytest.param("npy", "thread", marks=pytest.mark.xfail(strict=True, reason=(
-        "np.save writes through ndarray.tofile, whose short write on a full disk is an "
-        "OSError without errno, so hi_async/stages/work.py files each frame as failed "
-        "(exit 1) instead of stopping on a full disk (exit 2)"))),
+    ("npy", "thread"),
 ])
 def test_a_full_disk_stops_cleanly_keeps_what_was_verified_and_the_rerun_resumes(
         endpoint_url: str, aws_env: dict[str, str], backend: Any, local_stack: Any,
