@@ -6,7 +6,7 @@ where work piles up: a full ``encoded`` queue means fetched frames wait for the 
 pool; a full ``frames`` queue with an empty ``encoded`` one means frame references wait
 for a fetcher (latency, or the client's per-request cost); an empty ``frames`` queue
 means the pipeline is starved by metadata. Utilisation divides busy time by the stage's
-task-seconds (fetch: one task per fetcher; decode: two tasks per decoder, as the
+task-seconds (fetch: one task per fetcher; decode: JOBS_PER_DECODER tasks per decoder, as the
 pipeline starts them) to show how hard each stage works.
 """
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 from typing import Any
+
+from hi_async.pipeline import JOBS_PER_DECODER
 
 FULL = 0.5
 
@@ -34,7 +36,8 @@ def analyse(stages: dict[str, Any] | None, seconds: float | None, fetchers: int 
     For the decode stage it also compares the time a frame spends in the pool's round
     trip with the CPU the whole client spends per frame: a round trip many times longer
     than the CPU, with the client using well under its cores, means the pool waits on
-    hand-offs (too few jobs in flight, a busy event loop), not on decoding.
+    hand-offs (too few jobs in flight, a busy event loop holding the interpreter lock), not
+    on decoding.
     """
     if not stages or not seconds:
         return None
@@ -42,7 +45,8 @@ def analyse(stages: dict[str, Any] | None, seconds: float | None, fetchers: int 
     fill = stages.get("queueFill", {})
     fetchers = fetchers or 64
     decoders = decoders or os.cpu_count() or 1
-    tasks = {"metadata": 8, "fetch": fetchers, "decode": 2 * decoders, "sink": 1}
+    tasks = {"metadata": 8, "fetch": fetchers, "decode": JOBS_PER_DECODER * decoders,
+             "sink": 1}
     utilisation = {name: round(busy.get(name, 0.0) / (seconds * n), 3)
                    for name, n in tasks.items() if name in busy}
     if fill.get("encoded", 0.0) >= FULL:
@@ -66,6 +70,7 @@ def analyse(stages: dict[str, Any] | None, seconds: float | None, fetchers: int 
                            f"{cores} cores and a frame spent "
                            f"{out['decodeRoundTripMsPerFrame']} ms in the pool's round trip "
                            f"for {out['clientCpuMsPerFrame']} ms of client CPU: the pool "
-                           f"waits on hand-offs ({tasks['decode']} jobs in flight), not on "
-                           "decoding")
+                           f"waits on hand-offs ({tasks['decode']} jobs in flight) or, with "
+                           "a thread pool, on the interpreter lock the event loop holds, "
+                           "not on decoding")
     return out
