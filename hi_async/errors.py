@@ -50,6 +50,9 @@ class AccessDenied(HiAsyncError):
 class NotFound(HiAsyncError):
     """A data store, image set, job or bucket that does not exist."""
 
+    #: The command named something that does not exist: a usage error for scripts.
+    exit_code = 2
+
 
 class InvalidId(UsageError):
     """An ID that does not match the service's pattern."""
