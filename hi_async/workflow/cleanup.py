@@ -69,6 +69,36 @@ async def delete_image_sets(mi: Any, datastore_id: str, known: list[str], *,
     return deleted
 
 
+async def wait_for_import_jobs(mi: Any, datastore_id: str, say: Say, *,
+                               give_up_after: float = 900.0) -> None:
+    """Wait until no import job of the data store is SUBMITTED or IN_PROGRESS.
+
+    A run interrupted right after StartDICOMImportJob leaves the job running in the
+    service; the data store cannot be deleted (ConflictException) until it ends, and the
+    image sets it is about to create must be deleted after it ends, not before.
+    """
+    delay, told = 0.1, False
+    with anyio.fail_after(give_up_after):
+        while True:
+            try:
+                running = 0
+                for status in ("SUBMITTED", "IN_PROGRESS"):
+                    page = await call(f"list the import jobs of data store {datastore_id}",
+                                      mi.list_dicom_import_jobs(datastoreId=datastore_id,
+                                                                jobStatus=status))
+                    running += len(page.get("jobSummaries", []))
+            except NotFound:
+                return
+            if not running:
+                return
+            if not told:
+                say(f"waiting for {running} import job(s) to end before deleting "
+                    f"data store {datastore_id} ...")
+                told = True
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 async def delete_datastore(mi: Any, datastore_id: str, *, give_up_after: float = 900.0) -> bool:
     """Delete the data store and wait until it is DELETED; False if it was already gone."""
     try:
@@ -120,6 +150,7 @@ async def cleanup(clients: Any, state_file: StateFile, say: Say = print) -> None
     state = state_file.state
     state_file.update(phase="cleaning")
     if state.datastore_id:
+        await wait_for_import_jobs(clients.mi, state.datastore_id, say)
         n = await delete_image_sets(clients.mi, state.datastore_id, state.image_set_ids())
         say(f"deleted {n} image set(s)")
         if await delete_datastore(clients.mi, state.datastore_id):
