@@ -206,17 +206,20 @@ class Pipeline:
             async for item in rx:
                 t0 = time.perf_counter()
                 outcome = await self._run_job(item)
-                if outcome.status == "mismatch":
-                    # Corruption in transit is the likely cause: fetch once more, then report.
+                refetches = 0
+                while (outcome.status == "mismatch"
+                       and refetches < self.settings.mismatch_refetches):
+                    # Corruption in transit is the likely cause: fetch again, then report.
+                    refetches += 1
                     self.retrier.retries += 1
                     try:
                         data, content_type = await self.fetcher.fetch(item.ref)
                     except HiAsyncError as exc:
                         if aws.is_fatal_for_run(exc):
                             raise
-                    else:
-                        item = _Encoded(item.ref, data, content_type)
-                        outcome = await self._run_job(item)
+                        break
+                    item = _Encoded(item.ref, data, content_type)
+                    outcome = await self._run_job(item)
                 self.stats.busy["decode"] += time.perf_counter() - t0
                 await res.send(self._result(item, outcome))
 

@@ -5,7 +5,8 @@ many concurrent tasks out instead of synchronising them. The budget (a token buc
 refilled by successes, as in botocore's "standard" mode) stops a retry storm when the
 service is down. The AIMD limiter halves the number of requests in flight on throttling
 and adds one per window of successes, so sustained throttling lowers concurrency and it
-recovers when the throttling stops.
+recovers when the throttling stops; the send rate (:class:`SendRate`) is capped the same
+way, since fewer requests in flight do not mean fewer per second when each one is quick.
 """
 
 from __future__ import annotations
@@ -89,13 +90,81 @@ class AimdLimiter:
             self.lowest = min(self.lowest, self.limit)
 
 
+class SendRate:
+    """The client's send rate: unlimited until the service throttles, then adaptive.
+
+    Cutting the requests in flight does not slow a sender whose requests are quick (a
+    nearby endpoint): six in flight can still send a thousand a second. So a 429 caps the
+    send rate at 70 % of what was being sent, and the cap then grows with the square of
+    the time since that cut (x2 after 1 s, x10 after 3 s, as CUBIC probes for bandwidth),
+    so that a lifted throttle is found again in seconds, until the cap is far above
+    anything sent and is dropped. Each new throttling episode cuts it again.
+    """
+
+    MIN_RATE = 1.0
+    MAX_RATE = 100_000.0
+
+    def __init__(self, *, cooldown: float = 0.2, clock: Callable[[], float] = time.monotonic,
+                 ) -> None:
+        self.lowest: float | None = None
+        self._clock = clock
+        self._cooldown = cooldown
+        self._cut_rate: float | None = None
+        self._last_cut = -cooldown
+        self._next = 0.0
+        self._window_start = clock()
+        self._window_sent = 0
+        self._measured = 0.0
+
+    @property
+    def rate(self) -> float | None:
+        """The cap now, in requests per second; None while there is none."""
+        if self._cut_rate is None:
+            return None
+        t = self._clock() - self._last_cut
+        cap = self._cut_rate * (1.0 + t * t)
+        if cap > self.MAX_RATE:
+            self._cut_rate = None
+            return None
+        return cap
+
+    async def acquire(self) -> None:
+        """Wait for this request's turn (no wait while no cap is in force)."""
+        now = self._clock()
+        cap = self.rate
+        if cap is not None:
+            start = max(now, self._next)
+            self._next = start + 1.0 / cap
+            if start > now:
+                await anyio.sleep(start - now)
+                now = self._clock()
+        self._window_sent += 1
+        elapsed = now - self._window_start
+        if elapsed >= 0.25:
+            self._measured = self._window_sent / elapsed
+            self._window_start, self._window_sent = now, 0
+
+    def on_throttle(self) -> None:
+        now = self._clock()
+        if now - self._last_cut < self._cooldown:
+            return  # one cut per throttling episode
+        cap = self.rate
+        sending = self._measured or cap or self.MIN_RATE
+        base = sending if cap is None else min(cap, sending)
+        self._cut_rate = max(self.MIN_RATE, 0.7 * base)
+        self._last_cut = now
+        self.lowest = self._cut_rate if self.lowest is None else min(self.lowest,
+                                                                     self._cut_rate)
+
+
 class Retrier:
     """Runs a request with retries; counts every request sent again."""
 
     def __init__(self, settings: Settings, limiter: AimdLimiter | None = None,
-                 budget: RetryBudget | None = None) -> None:
+                 budget: RetryBudget | None = None, rate: SendRate | None = None) -> None:
         self.settings = settings
         self.limiter = limiter
+        self.rate = rate or SendRate()
         self.budget = budget or RetryBudget()
         self.retries = 0
         self.throttled = 0
@@ -113,6 +182,7 @@ class Retrier:
         attempt = 0
         while True:
             attempt += 1
+            await self.rate.acquire()
             try:
                 if self.limiter is None:
                     result = await op()
@@ -157,6 +227,7 @@ class Retrier:
             raise aws.translate(exc, what, self.settings) from exc
         if kind == "throttle":
             self.throttled += 1
+            self.rate.on_throttle()
             if self.limiter is not None:
                 self.limiter.on_throttle()
         self.by_kind[_cause(exc, kind)] += 1

@@ -24,8 +24,7 @@ async def test_the_issue_fault_mix_ends_with_every_frame_verified(
     second = seed_image_set(backend, first.datastore_id, instances=20, frames=3)
     # The issue's kinds, the retried ones at higher rates so that 120 frames meet each of
     # them; the benchmark (benchmarks/faults.py) runs the issue's exact mix over more frames.
-    # A corrupted frame is re-fetched once: with seed 24 the corruptions fall on requests
-    # 59 and 187 of the fault stream, far enough apart that no re-fetch is corrupted again.
+    # A corrupted frame is fetched again (up to Settings.mismatch_refetches times).
     faults(**{**ISSUE_MIX, "error_rate": 0.15, "drop_rate": 0.05, "truncate_rate": 0.05,
               "throttle_rps": 100.0}, fault_seed=24)
     before = injected(local_stack)
