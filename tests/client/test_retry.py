@@ -109,3 +109,43 @@ async def test_limiter_bounds_concurrency() -> None:
         for _ in range(20):
             tg.start_soon(worker)
     assert peak == 3 and limiter.in_flight == 0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_send_rate_is_unlimited_until_throttled_then_capped_below_what_was_sent() -> None:
+    from hi_async.retry import SendRate
+
+    clock = _Clock()
+    rate = SendRate(clock=clock)
+    for _ in range(100):  # 100 requests in 0.5 s: 200 requests/s measured
+        await rate.acquire()
+        clock.now += 0.005
+    assert rate.rate is None
+    rate.on_throttle()
+    assert rate.rate == pytest.approx(0.7 * 200, rel=0.05)
+    assert rate.lowest == pytest.approx(rate.rate)
+
+
+def test_send_rate_regrows_with_the_square_of_time_and_cuts_once_per_episode() -> None:
+    from hi_async.retry import SendRate
+
+    clock = _Clock()
+    rate = SendRate(clock=clock, cooldown=0.2)
+    rate.on_throttle()  # nothing measured yet: the floor
+    first = rate.rate
+    assert first == SendRate.MIN_RATE
+    rate.on_throttle()  # same episode (within the cooldown): no second cut
+    assert rate.rate == first
+    clock.now += 1.0
+    assert rate.rate == pytest.approx(2 * first)
+    clock.now += 2.0  # three seconds since the cut
+    assert rate.rate == pytest.approx(10 * first)
+    clock.now += 1000.0  # far above anything sent: the cap is dropped
+    assert rate.rate is None
