@@ -14,7 +14,7 @@ import resource
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,19 +44,27 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def tree_rss(pid: int) -> int:
-    """Sum of resident memory of ``pid`` and all its descendants, in bytes."""
-    total, stack, seen = 0, [pid], set()
+def _tree(pid: int, *, include_root: bool) -> Iterator[int]:
+    """``pid``'s descendants (and ``pid`` itself if asked) that are running now."""
+    stack = [pid] if include_root else _children(pid)
+    seen: set[int] = set() if include_root else {pid}
     while stack:
         p = stack.pop()
         if p in seen:
             continue
         seen.add(p)
+        yield p
+        stack.extend(_children(p))
+
+
+def tree_rss(pid: int) -> int:
+    """Sum of resident memory of ``pid`` and all its descendants, in bytes."""
+    total = 0
+    for p in _tree(pid, include_root=True):
         try:
             total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * _PAGE
         except (OSError, IndexError, ValueError):
             continue
-        stack.extend(_children(p))
     return total
 
 
@@ -70,17 +78,11 @@ def process_cpu_seconds(pid: int) -> float:
 def descendant_cpu(pid: int) -> dict[int, float]:
     """CPU seconds so far of each running descendant of ``pid`` (not ``pid`` itself)."""
     out: dict[int, float] = {}
-    stack, seen = list(_children(pid)), {pid}
-    while stack:
-        p = stack.pop()
-        if p in seen:
-            continue
-        seen.add(p)
+    for p in _tree(pid, include_root=False):
         try:
             out[p] = process_cpu_seconds(p)
         except (OSError, IndexError, ValueError):
             continue
-        stack.extend(_children(p))
     return out
 
 
@@ -90,18 +92,7 @@ def tree_cpu_seconds(pid: int) -> float:
     Pool workers live until the pool shuts down, so RUSAGE_CHILDREN (which counts only
     reaped children) misses them while they run; /proc has them.
     """
-    total, stack, seen = 0.0, list(_children(pid)), {pid}
-    while stack:
-        p = stack.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            total += process_cpu_seconds(p)
-        except (OSError, IndexError, ValueError):
-            continue
-        stack.extend(_children(p))
-    return total
+    return sum(descendant_cpu(pid).values())
 
 
 def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,

@@ -13,20 +13,30 @@ from tests.local.helpers import Seeded, seed_image_set
 SECRET = "hiasyncTestSecretNeverPrinted0042"
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def set_aws_env(monkeypatch: pytest.MonkeyPatch, access_key: str,
+                secret: str) -> dict[str, str]:
     """Credentials for the local stack through the standard AWS variables."""
-    env = {"AWS_ACCESS_KEY_ID": "AKIAHIASYNCTEST", "AWS_SECRET_ACCESS_KEY": SECRET,
+    env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret,
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
 
 
-@pytest.fixture
-def settings(endpoint_url: str, aws_env: dict[str, str]) -> Settings:
+def local_settings(endpoint_url: str) -> Settings:
+    """Small pools and quick backoff: what the integration tests download with."""
     return Settings(endpoint_url=endpoint_url, region="us-east-1", fetchers=8, decoders=2,
                     pool="thread", backoff_base=0.01, backoff_cap=0.05)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    return set_aws_env(monkeypatch, "AKIAHIASYNCTEST", SECRET)
+
+
+@pytest.fixture
+def settings(endpoint_url: str, aws_env: dict[str, str]) -> Settings:
+    return local_settings(endpoint_url)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from hi_async.settings import Settings
+from tests.client.conftest import local_settings, set_aws_env
 
 #: A secret distinctive enough that finding it anywhere in an output means a leak.
 SECRET = "hiAsyncFaultsSecret-q7Zr2Vx9Lm4Kp8Wn"
@@ -30,18 +31,13 @@ ALL_OFF: dict[str, Any] = {"latency_ms": 0.0, "jitter_ms": 0.0, "bandwidth_mbps"
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Credentials for the local stack through the standard AWS variables."""
-    env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
+    """The distinctive secret of the leak tests, through the standard AWS variables."""
+    return set_aws_env(monkeypatch, ACCESS_KEY, SECRET)
 
 
 @pytest.fixture
 def settings(endpoint_url: str, aws_env: dict[str, str]) -> Settings:
-    return Settings(endpoint_url=endpoint_url, region="us-east-1", fetchers=8, decoders=2,
-                    pool="thread", backoff_base=0.01, backoff_cap=0.05)
+    return local_settings(endpoint_url)
 
 
 @pytest.fixture
