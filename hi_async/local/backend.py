@@ -142,6 +142,7 @@ class Backend(ImageSetRules, VersionRules, SearchRules):
             "datastoreId": ds.datastore_id, "datastoreName": ds.name,
             "datastoreStatus": self.datastore_status(ds), "kmsKeyArn": ds.kms_key_arn,
             "lambdaAuthorizerArn": ds.lambda_authorizer_arn,
+            "losslessStorageFormat": ds.lossless_storage_format,
             "datastoreArn": self.datastore_arn(ds.datastore_id),
             "createdAt": ds.created_at, "updatedAt": ds.updated_at,
         }
@@ -149,6 +150,7 @@ class Backend(ImageSetRules, VersionRules, SearchRules):
     def create_datastore(self, name: str | None = None, client_token: str | None = None,
                          tags: dict[str, str] | None = None, kms_key_arn: str | None = None,
                          lambda_authorizer_arn: str | None = None,
+                         lossless_storage_format: str | None = None,
                          *, ready: bool = False) -> Datastore:
         """Create a data store; ``ready=True`` skips CREATING (for seeding and CloudFormation)."""
         self._check_tags(tags or {})
@@ -160,7 +162,8 @@ class Backend(ImageSetRules, VersionRules, SearchRules):
             now = self.clock()
             created = now - self.datastore_delay if ready else now
             ds = Datastore(ids.new_id(), name or "", created, created, kms_key_arn,
-                           lambda_authorizer_arn, client_token, tags=dict(tags or {}))
+                           lambda_authorizer_arn, client_token, tags=dict(tags or {}),
+                           lossless_storage_format=lossless_storage_format or "HTJ2K")
             with self.store.transaction():
                 self.datastores[ds.datastore_id] = ds
                 self._save_datastore(ds)

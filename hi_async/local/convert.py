@@ -40,7 +40,7 @@ from pydicom.pixels import iter_pixels
 
 from .dicom_attrs import split_levels
 from .records import EncodedFrame, ParsedInstance
-from .transcode import HTJ2K_LOSSLESS_RPCL, as_is_frame, lossless_frame
+from .transcode import STORAGE_HTJ2K, as_is_frame, lossless_frame, stored_lossless_syntax
 
 #: Syntaxes the service transcodes to HTJ2K lossless RPCL (reference page, "Import").
 TRANSCODED_SYNTAXES = frozenset({
@@ -109,12 +109,17 @@ class _Refused(Exception):
     """A file the service refuses; the message goes into the FAILURE record."""
 
 
-def convert_p10(input_file: str, data: bytes) -> ParsedInstance | ConvertFailure:
-    """Parse and transcode one file. Never raises: every problem becomes a failure."""
+def convert_p10(input_file: str, data: bytes, storage_format: str = STORAGE_HTJ2K,
+                ) -> ParsedInstance | ConvertFailure:
+    """Parse and transcode one file. Never raises: every problem becomes a failure.
+
+    ``storage_format`` is the data store's ``losslessStorageFormat``: lossless sources
+    become HTJ2K (``HTJ2K``) or JPEG 2000 (``JPEG_2000_LOSSLESS``) frames.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _convert(input_file, data)
+            return _convert(input_file, data, storage_format)
     except _Refused as exc:
         return ConvertFailure(input_file, "ValidationException", str(exc))
     except Exception as exc:
@@ -122,7 +127,7 @@ def convert_p10(input_file: str, data: bytes) -> ParsedInstance | ConvertFailure
                               f"the file could not be processed: {type(exc).__name__}: {exc}")
 
 
-def _convert(input_file: str, data: bytes) -> ParsedInstance:
+def _convert(input_file: str, data: bytes, storage_format: str) -> ParsedInstance:
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
     except InvalidDicomError as exc:
@@ -142,8 +147,8 @@ def _convert(input_file: str, data: bytes) -> ParsedInstance:
         if not ds.get(keyword):
             raise _Refused(f"DICOM attribute {keyword} does not exist")
     if ts in TRANSCODED_SYNTAXES:
-        frames = tuple(_transcoded_frames(ds, ts))
-        stored_ts = HTJ2K_LOSSLESS_RPCL
+        frames = tuple(_transcoded_frames(ds, ts, storage_format))
+        stored_ts = stored_lossless_syntax(storage_format)
     elif ts in STORED_AS_IS:
         frames = tuple(_as_is_frames(ds, STORED_AS_IS[ts]))
         stored_ts = ts
@@ -179,16 +184,17 @@ def number_of_frames(ds: Dataset) -> int:
     return count
 
 
-def _transcoded_frames(ds: Dataset, ts: str) -> list[EncodedFrame]:
+def _transcoded_frames(ds: Dataset, ts: str, storage_format: str) -> list[EncodedFrame]:
     expected = number_of_frames(ds)
     ybr = str(ds.get("PhotometricInterpretation", "")).startswith("YBR_FULL")
     try:
-        frames = [lossless_frame(_normalise(p), ybr=ybr) for p in iter_pixels(ds, raw=True)]
+        frames = [lossless_frame(_normalise(p), ybr=ybr, storage_format=storage_format)
+                  for p in iter_pixels(ds, raw=True)]
     except Exception as exc:
         fallback = _FALLBACK_DECODERS.get(ts)
         if fallback is None:
             raise _Refused(f"the pixel data could not be decoded: {exc}") from exc
-        frames = _fallback_frames(ds, expected, fallback, ybr, exc)
+        frames = _fallback_frames(ds, expected, fallback, ybr, exc, storage_format)
     if len(frames) != expected:
         raise _Refused(f"the pixel data holds {len(frames)} frames, "
                        f"NumberOfFrames says {expected}")
@@ -196,14 +202,16 @@ def _transcoded_frames(ds: Dataset, ts: str) -> list[EncodedFrame]:
 
 
 def _fallback_frames(ds: Dataset, count: int, decoder: Callable[[bytes], np.ndarray],
-                     ybr: bool, first_error: Exception) -> list[EncodedFrame]:
+                     ybr: bool, first_error: Exception,
+                     storage_format: str) -> list[EncodedFrame]:
     """Decode each fragment with imagecodecs when pydicom's plugins refuse the stream.
 
     libjpeg-turbo reads some JPEG extended streams that libjpeg rejects (a scan header
     with a non-zero spectral start, as in pydicom's own ``JPEG-lossy.dcm``).
     """
     try:
-        return [lossless_frame(_normalise(decoder(chunk)), ybr=ybr)
+        return [lossless_frame(_normalise(decoder(chunk)), ybr=ybr,
+                               storage_format=storage_format)
                 for chunk in generate_frames(ds.PixelData, number_of_frames=count)]
     except Exception as exc:
         raise _Refused(f"the pixel data could not be decoded: {first_error}") from exc

@@ -37,7 +37,8 @@ Handler = Callable[[Context, dict[str, Any]], Result]
 def create_datastore(ctx: Context, p: dict[str, Any]) -> Result:
     ds = ctx.backend.create_datastore(p.get("datastoreName"), p.get("clientToken"),
                                       p.get("tags"), p.get("kmsKeyArn"),
-                                      p.get("lambdaAuthorizerArn"))
+                                      p.get("lambdaAuthorizerArn"),
+                                      p.get("losslessStorageFormat"))
     return {"datastoreId": ds.datastore_id,
             "datastoreStatus": ctx.backend.datastore_status(ds)}
 
@@ -54,7 +55,7 @@ def list_datastores(ctx: Context, p: dict[str, Any]) -> Result:
     summaries = []
     for ds in page:
         props = b.datastore_properties(ds)
-        for key in ("kmsKeyArn", "lambdaAuthorizerArn"):
+        for key in ("kmsKeyArn", "lambdaAuthorizerArn", "losslessStorageFormat"):
             props.pop(key)
         summaries.append(props)
     return {"datastoreSummaries": summaries, "nextToken": token}

@@ -35,6 +35,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from .convert import ConvertFailure, convert_p10
 from .records import ParsedInstance
 from .s3_access import MotoS3, S3Object, split_s3_uri
+from .transcode import STORAGE_HTJ2K
 
 MAX_FILES = 5000
 MAX_BYTES = 10 * 1024**3
@@ -121,6 +122,9 @@ class ImportRunner:
     # -- the job ------------------------------------------------------------------------
     async def _import(self, job: JobLike) -> _Outcome:
         objects = await anyio.to_thread.run_sync(self._inputs, job)
+        datastore = await anyio.to_thread.run_sync(self._backend.get_datastore,
+                                                   job.datastore_id)
+        storage_format = getattr(datastore, "lossless_storage_format", STORAGE_HTJ2K)
         outcome = _Outcome()
         send, receive = anyio.create_memory_object_stream[ParsedInstance | ConvertFailure](
             max_buffer_size=self._workers * 2)
@@ -130,7 +134,8 @@ class ImportRunner:
             tg.start_soon(self._feed, objects, work_send)
             async with send:
                 for _ in range(self._workers * 2):
-                    tg.start_soon(self._convert_worker, work_receive.clone(), send.clone())
+                    tg.start_soon(self._convert_worker, work_receive.clone(), send.clone(),
+                                  storage_format)
             work_receive.close()
             await self._collect(job, receive, outcome)
         return outcome
@@ -166,7 +171,8 @@ class ImportRunner:
                 await send.send(obj)
 
     async def _convert_worker(self, receive: ObjectReceiveStream[S3Object],
-                              send: ObjectSendStream[ParsedInstance | ConvertFailure]) -> None:
+                              send: ObjectSendStream[ParsedInstance | ConvertFailure],
+                              storage_format: str) -> None:
         loop = asyncio.get_running_loop()
         pool = self._executor()
         async with receive, send:
@@ -179,7 +185,8 @@ class ImportRunner:
                                                    f"the file could not be read: {exc}"))
                     continue
                 try:
-                    result = await loop.run_in_executor(pool, convert_p10, uri, data)
+                    result = await loop.run_in_executor(pool, convert_p10, uri, data,
+                                                        storage_format)
                 except BrokenProcessPool as exc:
                     # A worker died (out of memory, killed): this file fails, the job goes on
                     # with a fresh pool.

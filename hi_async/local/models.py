@@ -19,6 +19,9 @@ class Datastore:
     #: When a DeleteDatastore was accepted; the status is derived from the clock.
     deleting_at: float | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: CreateDatastore's ``losslessStorageFormat``: HTJ2K (the default) or
+    #: JPEG_2000_LOSSLESS; how imports store lossless frames.
+    lossless_storage_format: str = "HTJ2K"
 
 
 @dataclass(slots=True)

@@ -16,6 +16,9 @@ wrote (OpenJPH can stop at a reduced resolution: ``htj2k_decode(skipres=k)``), s
 entry describes pixels a client can actually reconstruct; the last entry is the CRC32 of
 the full-resolution pixels as imported.
 
+Data stores created with ``losslessStorageFormat=JPEG_2000_LOSSLESS`` keep lossless
+frames as JPEG 2000 instead (see :func:`encode_j2k`).
+
 Everything here is pure and runs inside worker processes.
 """
 
@@ -34,6 +37,13 @@ from .records import EncodedFrame
 #: Stored transfer syntax of frames transcoded to HTJ2K lossless RPCL.
 HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
 JPH_CONTENT_TYPE = "image/jph"
+#: Stored transfer syntax and content type of frames kept as JPEG 2000 lossless.
+JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
+J2K_CONTENT_TYPE = "image/j2c"
+#: ``losslessStorageFormat`` values of CreateDatastore (botocore's LosslessStorageFormat).
+STORAGE_HTJ2K = "HTJ2K"
+STORAGE_JPEG_2000_LOSSLESS = "JPEG_2000_LOSSLESS"
+STORAGE_FORMATS = (STORAGE_HTJ2K, STORAGE_JPEG_2000_LOSSLESS)
 MAX_DECOMPOSITION_LEVELS = 5
 
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
@@ -196,8 +206,59 @@ def _checksum_entry(pixels: np.ndarray) -> dict[str, int]:
             "Checksum": pixel_crc32(pixels)}
 
 
-def lossless_frame(pixels: np.ndarray, *, ybr: bool = False) -> EncodedFrame:
-    """One decoded frame → the stored JPH frame with its metadata facts."""
+def encode_j2k(pixels: np.ndarray, *, ybr: bool = False) -> bytes:
+    """Lossless JPEG 2000 (Part 1) codestream of one frame, served as ``image/j2c``.
+
+    What the service serves for data stores created with ``JPEG_2000_LOSSLESS`` is not
+    documented (reference page, "Import"). We store the bare codestream, the form DICOM's
+    JPEG 2000 lossless syntax (.4.90) encapsulates, and answer ``image/j2c``, the media
+    type registered for a bare JPEG 2000 codestream (RFC 3745) and the one the service
+    already uses for JPEG 2000 frames it keeps as imported. OpenJPEG through imagecodecs:
+    reversible 5/3 wavelet (``level=0`` is lossless), the same number of decomposition
+    levels as our HTJ2K frames, 64x64 code blocks (OpenJPEG's default), LRCP (its default;
+    no RPCL requirement is documented for this format). Three-sample RGB frames use the
+    reversible colour transform; YCbCr frames are already decorrelated and skip it.
+    """
+    pixels = little_endian(pixels)
+    if pixels.dtype.kind not in "ui":
+        raise ValueError(f"cannot store {pixels.dtype} pixels as JPEG 2000; "
+                         "need integer samples")
+    rows, columns = pixels.shape[:2]
+    samples = 1 if pixels.ndim == 2 else pixels.shape[2]
+    codestream = imagecodecs.jpeg2k_encode(
+        pixels, level=0, codecformat="J2K", reversible=True, planar=False,
+        resolutions=decomposition_levels(rows, columns) + 1,
+        mct=samples == 3 and not ybr,
+    )
+    return bytes(codestream)
+
+
+def j2k_lossless_frame(pixels: np.ndarray, *, ybr: bool = False) -> EncodedFrame:
+    """One decoded frame → a stored JPEG 2000 lossless frame with its metadata facts.
+
+    The checksum list holds only the full resolution: imagecodecs' OpenJPEG decoder
+    (``jpeg2k_decode``) cannot stop at a reduced resolution, and every entry we publish
+    must describe pixels a client can reconstruct. The list may hold a single entry
+    (reference page, "Metadata"), and clients verify against the last one.
+    """
+    pixels = little_endian(pixels)
+    data = encode_j2k(pixels, ybr=ybr)
+    lo, hi = pixel_range(pixels)
+    return EncodedFrame(data=data, content_type=J2K_CONTENT_TYPE, min_pixel_value=lo,
+                        max_pixel_value=hi, checksums=(_checksum_entry(pixels),))
+
+
+def stored_lossless_syntax(storage_format: str) -> str:
+    """The StoredTransferSyntaxUID of lossless sources in a data store of this format."""
+    return JPEG2000_LOSSLESS if storage_format == STORAGE_JPEG_2000_LOSSLESS else \
+        HTJ2K_LOSSLESS_RPCL
+
+
+def lossless_frame(pixels: np.ndarray, *, ybr: bool = False,
+                   storage_format: str = STORAGE_HTJ2K) -> EncodedFrame:
+    """One decoded frame → the stored frame (JPH, or J2K for JPEG 2000 data stores)."""
+    if storage_format == STORAGE_JPEG_2000_LOSSLESS:
+        return j2k_lossless_frame(pixels, ybr=ybr)
     pixels = little_endian(pixels)
     data = encode_jph(pixels, ybr=ybr)
     lo, hi = pixel_range(pixels)

@@ -9,6 +9,7 @@ ValidationException for a bad ID or an out-of-range ``maxResults`` must come fro
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 from dataclasses import dataclass
@@ -26,7 +27,27 @@ SERVICE = "medical-imaging"
 
 @cache
 def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model(SERVICE)
+    return ServiceModel(service_model_json(), service_name=SERVICE)
+
+
+def service_model_json() -> dict[str, Any]:
+    """The installed botocore's model, with members of newer releases it may lack.
+
+    ``losslessStorageFormat`` (CreateDatastore input, GetDatastore's DatastoreProperties)
+    arrived in botocore after the release our aiobotocore pins. The server accepts and
+    reports it either way; an SDK too old to know it can load this model from a data
+    path (``AWS_DATA_PATH``, ``~/.aws/models``), as botocore allows for newer models.
+    """
+    loader = botocore.session.get_session().get_component("data_loader")
+    model = copy.deepcopy(loader.load_service_model(SERVICE, "service-2"))
+    shapes = model["shapes"]
+    shapes.setdefault("LosslessStorageFormat", {
+        "type": "string", "enum": ["HTJ2K", "JPEG_2000_LOSSLESS"]})
+    member = {"shape": "LosslessStorageFormat",
+              "documentation": "<p>The lossless storage format for the datastore.</p>"}
+    for shape in ("CreateDatastoreRequest", "DatastoreProperties"):
+        shapes[shape]["members"].setdefault("losslessStorageFormat", dict(member))
+    return model
 
 
 @dataclass(frozen=True, slots=True)
