@@ -21,6 +21,10 @@ HTJ2K .203, JPEG XL, video) are the file's own fragments; their checksum is comp
 from the stored bytes decoded with imagecodecs, the way a client would decode them.
 JPEG extended streams that pydicom's plugins refuse are decoded with imagecodecs'
 libjpeg-turbo instead (see ``_fallback_frames``).
+
+Binary segmentations (SEG, 1-bit, explicit VR little endian) are kept as imported and
+served as ``application/octet-stream``, as the reference page says the service does (see
+``_segmentation_frames``).
 """
 
 from __future__ import annotations
@@ -83,6 +87,9 @@ _FALLBACK_DECODERS: dict[str, Callable[[bytes], np.ndarray]] = {
     "1.2.840.10008.1.2.4.51": imagecodecs.jpeg8_decode,
 }
 _VIDEO_PREFIX = "video/"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+OCTET_STREAM = "application/octet-stream"
 _REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 _AS_IS_DECODERS = {
     "image/jpeg": imagecodecs.jpeg8_decode,
@@ -146,7 +153,10 @@ def _convert(input_file: str, data: bytes, storage_format: str) -> ParsedInstanc
     for keyword in _REQUIRED_UIDS:
         if not ds.get(keyword):
             raise _Refused(f"DICOM attribute {keyword} does not exist")
-    if ts in TRANSCODED_SYNTAXES:
+    if is_binary_segmentation(ds, ts):
+        frames = tuple(_segmentation_frames(ds))
+        stored_ts = ts
+    elif ts in TRANSCODED_SYNTAXES:
         frames = tuple(_transcoded_frames(ds, ts, storage_format))
         stored_ts = stored_lossless_syntax(storage_format)
     elif ts in STORED_AS_IS:
@@ -245,3 +255,41 @@ def _as_is_frames(ds: Dataset, content_type: str) -> Iterator[EncodedFrame]:
             except Exception:
                 pixels = None  # kept without checksum: the service stores it regardless
         yield as_is_frame(bytes(chunk), content_type, pixels)
+
+
+def is_binary_segmentation(ds: Dataset, ts: str) -> bool:
+    """A 1-bit segmentation in explicit VR little endian: the service keeps these as is."""
+    is_seg = str(ds.get("SOPClassUID", "")) == SEGMENTATION_STORAGE or \
+        str(ds.get("Modality", "")) == "SEG"
+    return ts == EXPLICIT_VR_LITTLE_ENDIAN and is_seg and ds.get("BitsAllocated") == 1
+
+
+def _segmentation_frames(ds: Dataset) -> list[EncodedFrame]:
+    """Each frame's packed bits as imported, with facts from its unpacked pixels.
+
+    Stored bytes: the frame's bits packed as in the file (least significant bit first),
+    starting at the frame's first bit. When a frame's pixel count is a multiple of eight
+    this is exactly the file's byte range for the frame; otherwise the file packs frames
+    back to back across byte boundaries, and each stored frame starts on a byte of its
+    own with its last byte padded with zeros.
+
+    Checksum: AWS does not document what it hashes for these frames. We hash the decoded
+    (unpacked) pixels, one byte per pixel with value 0 or 1 (what pydicom's
+    ``pixel_array`` gives), like every other ``ChecksumType: DECOMPRESSED`` frame, so a
+    client verifies what it reconstructs rather than the packing.
+    """
+    count = number_of_frames(ds)
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    if int(ds.get("SamplesPerPixel", 1)) != 1:
+        raise _Refused("a binary segmentation must have SamplesPerPixel 1")
+    per_frame = rows * columns
+    bits = np.unpackbits(np.frombuffer(ds.PixelData, dtype=np.uint8), bitorder="little")
+    if bits.size < per_frame * count:
+        raise _Refused(f"the pixel data holds {bits.size} bits, {count} frames of "
+                       f"{rows}x{columns} need {per_frame * count}")
+    frames = []
+    for index in range(count):
+        pixels = bits[index * per_frame:(index + 1) * per_frame]
+        data = np.packbits(pixels, bitorder="little").tobytes()
+        frames.append(as_is_frame(data, OCTET_STREAM, pixels.reshape(rows, columns)))
+    return frames

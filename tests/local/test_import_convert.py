@@ -20,6 +20,8 @@ from tests.local.import_support.pydicom_files import (
     LOSSY_AS_IS,
     accepted_files,
     dicom_files,
+    is_binary_segmentation,
+    packed_bits,
     transfer_syntax,
 )
 
@@ -53,6 +55,9 @@ def test_accepted_files_convert_with_every_frame(path: Path) -> None:
         assert result.stored_transfer_syntax_uid == ts
         assert {f.content_type for f in result.frames} == {LOSSY_AS_IS[ts]}
         return
+    if is_binary_segmentation(path):
+        _check_segmentation(result, path)
+        return
     assert result.stored_transfer_syntax_uid == HTJ2K_LOSSLESS_RPCL
     expected = _reference_frames(path)
     assert len(result.frames) == len(expected)
@@ -63,6 +68,18 @@ def test_accepted_files_convert_with_every_frame(path: Path) -> None:
         assert frame.checksums[-1]["Width"] == want.shape[1]
         assert frame.min_pixel_value == int(want.min())
         assert frame.max_pixel_value == int(want.max())
+
+
+def _check_segmentation(result: ParsedInstance, path: Path) -> None:
+    """Kept as imported: packed bits, octet-stream, checksum of the unpacked pixels."""
+    assert result.stored_transfer_syntax_uid == transfer_syntax(path)
+    expected = _reference_frames(path).astype(np.uint8)
+    assert len(result.frames) == len(expected)
+    for frame, want in zip(result.frames, expected, strict=True):
+        assert frame.content_type == "application/octet-stream"
+        assert frame.data == packed_bits(want)
+        assert frame.checksums == ({"Width": want.shape[1], "Height": want.shape[0],
+                                    "Checksum": pixel_crc32(want)},)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FAILURES))

@@ -26,6 +26,8 @@ from tests.local.import_support.pydicom_files import (
     LOSSY_AS_IS,
     accepted_files,
     dicom_files,
+    is_binary_segmentation,
+    packed_bits,
     transfer_syntax,
 )
 
@@ -218,8 +220,16 @@ def _check_instance(mi: Any, ds_id: str, image_set_id: str, instance: dict[str, 
         assert ctype == LOSSY_AS_IS[ts]
         assert instance["StoredTransferSyntaxUID"] == ts
         return
-    assert instance["StoredTransferSyntaxUID"] == "1.2.840.10008.1.2.4.202"
     expected = _reference(path)
+    if is_binary_segmentation(path):
+        assert instance["StoredTransferSyntaxUID"] == ts
+        for meta, want in zip(frames, expected.astype(np.uint8), strict=True):
+            data, ctype = _frame(mi, ds_id, image_set_id, meta["ID"])
+            assert (ctype, data) == ("application/octet-stream", packed_bits(want))
+            full = meta["PixelDataChecksumFromBaseToFullResolution"][-1]
+            assert full["Checksum"] == pixel_crc32(want)
+        return
+    assert instance["StoredTransferSyntaxUID"] == "1.2.840.10008.1.2.4.202"
     assert len(frames) == len(expected)
     for meta, want in zip(frames, expected, strict=True):
         data, ctype = _frame(mi, ds_id, image_set_id, meta["ID"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pydicom.data
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
@@ -45,6 +46,18 @@ def dicom_files() -> list[Path]:
 
 def accepted_files() -> list[Path]:
     return [p for p in dicom_files() if p.name not in EXPECTED_FAILURES]
+
+
+def is_binary_segmentation(path: Path) -> bool:
+    """A 1-bit SEG in explicit VR little endian: stored as imported (application/octet-stream)."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return (str(ds.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.1"
+            and ds.get("Modality") == "SEG" and ds.get("BitsAllocated") == 1)
+
+
+def packed_bits(pixels: np.ndarray) -> bytes:
+    """One frame of 0/1 pixels packed as DICOM packs 1-bit data (least significant bit first)."""
+    return np.packbits(np.asarray(pixels, dtype=np.uint8).ravel(), bitorder="little").tobytes()
 
 
 def transfer_syntax(path: Path) -> str:
