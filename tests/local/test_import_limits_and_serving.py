@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from hi_async.local.stack import LocalStack
 from hi_async.local.synthetic import custom_spec, generate_series
 from tests.local.helpers import seed_image_set
 from tests.local.import_support.jobs import (
+    delete_datastore,
     frame,
     manifest,
     new_bucket,
@@ -25,10 +27,11 @@ from tests.local.import_support.jobs import (
 
 
 @pytest.fixture(scope="module")
-def datastore_id(mi: Any) -> str:
+def datastore_id(mi: Any) -> Iterator[str]:
     ds_id = str(mi.create_datastore(datastoreName="limits")["datastoreId"])
     wait_active(mi, ds_id)
-    return ds_id
+    yield ds_id
+    delete_datastore(mi, ds_id)
 
 
 def test_more_than_5000_files_fail_the_job_with_a_clear_message(

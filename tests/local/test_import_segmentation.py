@@ -9,6 +9,7 @@ the file packs across byte boundaries.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from hi_async.local.convert import SEGMENTATION_STORAGE
 from hi_async.local.transcode import pixel_crc32
 from tests.local.import_support.jobs import (
+    delete_datastore,
     frame,
     instances,
     manifest,
@@ -58,7 +60,7 @@ def _segmentation(frames: int, rows: int, columns: int, seed: int) -> tuple[byte
 
 
 @pytest.fixture(scope="module")
-def seg_import(s3: Any, mi: Any) -> dict[str, Any]:
+def seg_import(s3: Any, mi: Any) -> Iterator[dict[str, Any]]:
     ds_id = mi.create_datastore(datastoreName="segmentations")["datastoreId"]
     wait_active(mi, ds_id)
     files = {name: _segmentation(*shape, seed=i) for i, (name, shape) in
@@ -66,7 +68,8 @@ def seg_import(s3: Any, mi: Any) -> dict[str, Any]:
     bucket = new_bucket(s3, "seg")
     upload(s3, bucket, "in/", ((name, data) for name, (data, _) in files.items()))
     job = run_job(mi, ds_id, f"s3://{bucket}/in/", f"s3://{bucket}/out/")
-    return {"datastore_id": ds_id, "job": job, "summary": manifest(s3, job), "files": files}
+    yield {"datastore_id": ds_id, "job": job, "summary": manifest(s3, job), "files": files}
+    delete_datastore(mi, ds_id)
 
 
 def test_segmentations_are_imported(seg_import: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import json
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from hi_async.local.transcode import JPEG2000_LOSSLESS, pixel_crc32, read_cod
 from hi_async.settings import Settings
 from tests.conftest import KEYS, REGION, client_config
 from tests.local.import_support.jobs import (
+    delete_datastore,
     frame,
     instances,
     manifest,
@@ -82,7 +84,7 @@ def _reference(data: bytes) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def j2k_import(mi_with_format: Any, s3: Any) -> dict[str, Any]:
+def j2k_import(mi_with_format: Any, s3: Any) -> Iterator[dict[str, Any]]:
     ds_id = mi_with_format.create_datastore(
         datastoreName="j2k", losslessStorageFormat="JPEG_2000_LOSSLESS")["datastoreId"]
     props = wait_active(mi_with_format, ds_id)
@@ -90,8 +92,9 @@ def j2k_import(mi_with_format: Any, s3: Any) -> dict[str, Any]:
     sources = _sources()
     upload(s3, bucket, "in/", sources)
     job = run_job(mi_with_format, ds_id, f"s3://{bucket}/in/", f"s3://{bucket}/out/")
-    return {"datastore_id": ds_id, "props": props, "job": job, "sources": dict(sources),
-            "summary": manifest(s3, job)}
+    yield {"datastore_id": ds_id, "props": props, "job": job, "sources": dict(sources),
+           "summary": manifest(s3, job)}
+    delete_datastore(mi_with_format, ds_id)
 
 
 def test_get_datastore_reports_the_storage_format(j2k_import: dict[str, Any],
@@ -99,6 +102,7 @@ def test_get_datastore_reports_the_storage_format(j2k_import: dict[str, Any],
     assert j2k_import["props"]["losslessStorageFormat"] == "JPEG_2000_LOSSLESS"
     plain = mi_with_format.create_datastore(datastoreName="plain")["datastoreId"]
     assert wait_active(mi_with_format, plain)["losslessStorageFormat"] == "HTJ2K"
+    delete_datastore(mi_with_format, plain)
 
 
 def test_an_unknown_storage_format_is_a_validation_error(endpoint_url: str) -> None:

@@ -95,3 +95,25 @@ def upload(s3: Any, bucket: str, prefix: str, files: Any) -> int:
         s3.put_object(Bucket=bucket, Key=f"{prefix}{name}", Body=data)
         count += 1
     return count
+
+
+def delete_datastore(mi: Any, datastore_id: str) -> None:
+    """Delete every image set, then the data store, as a user would: the session stack is
+    shared, and tests that list ACTIVE data stores should not see ours."""
+    image_set_ids: list[str] = []
+    token: dict[str, str] = {}
+    while True:
+        page = mi.search_image_sets(datastoreId=datastore_id, maxResults=50, **token)
+        image_set_ids += [s["imageSetId"] for s in page["imageSetsMetadataSummaries"]]
+        if not page.get("nextToken"):
+            break
+        token = {"nextToken": page["nextToken"]}
+    for image_set_id in image_set_ids:
+        mi.delete_image_set(datastoreId=datastore_id, imageSetId=image_set_id)
+    for image_set_id in image_set_ids:
+        for _ in range(200):
+            if mi.get_image_set(datastoreId=datastore_id, imageSetId=image_set_id)[
+                    "imageSetState"] == "DELETED":
+                break
+            time.sleep(0.05)
+    mi.delete_datastore(datastoreId=datastore_id)
