@@ -71,17 +71,31 @@ def expected_shape(rows: int, columns: int, samples: int) -> tuple[int, ...]:
     return (rows, columns) if samples == 1 else (rows, columns, samples)
 
 
+def _unpack_bits(data: bytes, count: int, shape: tuple[int, ...]) -> np.ndarray:
+    """1-bit pixels (binary segmentations), first pixel in the lowest bit as DICOM packs
+    them, to one uint8 of 0 or 1 per pixel: what the service's checksum covers."""
+    need = (count + 7) // 8
+    if len(data) < need:
+        raise DecodeError(f"1-bit raw frame has {len(data)} bytes, expected {need}")
+    packed = np.frombuffer(data, dtype=np.uint8, count=need)
+    return np.unpackbits(packed, bitorder="little")[:count].reshape(shape)
+
+
 def decode(
-    data: bytes, content_type: str | None, rows: int, columns: int, samples: int, dtype: str
+    data: bytes, content_type: str | None, rows: int, columns: int, samples: int, dtype: str,
+    bits_allocated: int = 0,
 ) -> np.ndarray:
     """Decoded pixels, shape (rows, columns) or (rows, columns, samples), stored dtype.
 
+    ``bits_allocated=1`` marks a binary segmentation, whose raw frames are packed bits.
     Raises UnsupportedContentType for a content type without a decoder and DecodeError
     when the bytes do not decode to the described image.
     """
     kind = base_content_type(content_type)
     target = np.dtype(dtype)
     shape = expected_shape(rows, columns, samples)
+    if kind == RAW and bits_allocated == 1:
+        return _unpack_bits(data, rows * columns * samples, shape)
     if kind == RAW:
         need = rows * columns * samples * target.itemsize
         if len(data) < need:

@@ -198,7 +198,8 @@ class Pipeline:
             target = frame_path(self.out_dir, ref.image_set_id, ref.image_frame_id, self.fmt)
             path = str(target) if target is not None else None
         return Job(item.data, item.content_type, ref.rows, ref.columns, ref.samples_per_pixel,
-                   ref.dtype, ref.expected_crc32, self.fmt, path, self.want_pixels)
+                   ref.dtype, ref.expected_crc32, self.fmt, path, self.want_pixels,
+                   ref.bits_allocated)
 
     async def _decode(self, rx: ObjectReceiveStream[_Encoded],
                       res: ObjectSendStream[FrameResult]) -> None:

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--corrupt-rate", type=float, default=0.0,
                        help="share of frame bodies with flipped bytes")
     serve.add_argument("--fault-seed", type=int, default=None, help="seed for injected faults")
+    serve.add_argument("--import-max-bytes", type=int, default=None, metavar="N",
+                       help="input limit per import job (default 10 GiB, the service's)")
     serve.add_argument("--verify-signatures", action="store_true",
                        help="check SigV4 signatures against the configured credentials")
     serve.set_defaults(handler=_serve)

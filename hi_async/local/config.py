@@ -56,6 +56,10 @@ class Knobs:
         return dataclasses.asdict(self)
 
 
+#: The service's input limit per import job (10 GB, not adjustable).
+IMPORT_MAX_BYTES = 10 * 1024**3
+
+
 @dataclass(slots=True)
 class StackConfig:
     """Everything the server needs to start."""
@@ -72,5 +76,8 @@ class StackConfig:
     denied: dict[str, frozenset[str]] = field(default_factory=dict)
     datastore_delay: float = DEFAULT_DATASTORE_DELAY
     account_id: str = ACCOUNT_ID
+    #: An import job's input limit (the service's is 10 GB and cannot be raised); lower it
+    #: to see how a job over the limit fails without uploading 10 GB.
+    import_max_bytes: int = IMPORT_MAX_BYTES
     #: Bytes of frame data kept in memory to spare a file read per GetImageFrame.
     frame_cache_bytes: int = 256 * 1024 * 1024

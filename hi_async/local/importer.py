@@ -32,13 +32,14 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from .config import IMPORT_MAX_BYTES
 from .convert import ConvertFailure, convert_p10
 from .records import ParsedInstance
 from .s3_access import MotoS3, S3Object, split_s3_uri
 from .transcode import STORAGE_HTJ2K
 
 MAX_FILES = 5000
-MAX_BYTES = 10 * 1024**3
+
 
 
 class JobLike(Protocol):
@@ -72,8 +73,10 @@ class ImportRunner:
     """Turns import jobs into image sets; one per server, shared by all jobs."""
 
     def __init__(self, backend: Any, *, workers: int | None = None, s3: MotoS3 | None = None,
-                 batch_instances: int = 1000, batch_bytes: int = 512 * 1024**2) -> None:
+                 batch_instances: int = 1000, batch_bytes: int = 512 * 1024**2,
+                 max_bytes: int = IMPORT_MAX_BYTES) -> None:
         self._backend = backend
+        self._max_bytes = max_bytes
         self._s3 = s3 or MotoS3(getattr(backend, "account_id", None))
         self._workers = workers or max(1, os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
@@ -159,9 +162,10 @@ class ImportRunner:
             raise JobFailure(f"{len(objects)} files under {job.input_s3_uri}; an import job "
                              f"takes at most {MAX_FILES}: split the input into several jobs")
         total = sum(o.size for o in objects)
-        if total > MAX_BYTES:
-            raise JobFailure(f"{total / 1024**3:.1f} GB under {job.input_s3_uri}; an import "
-                             "job takes at most 10 GB: split the input into several jobs")
+        if total > self._max_bytes:
+            raise JobFailure(f"{total / 1024**3:.3g} GB under {job.input_s3_uri}; an import "
+                             f"job takes at most {self._max_bytes / 1024**3:.3g} GB: split "
+                             "the input into several jobs")
         return objects
 
     async def _feed(self, objects: Sequence[S3Object],

@@ -43,7 +43,7 @@ import anyio
 
 from ..errors import ConfigurationError
 from . import wire
-from .config import Knobs, StackConfig
+from .config import IMPORT_MAX_BYTES, Knobs, StackConfig
 from .runtime import new_event_loop_factory, run_stack
 
 URL_LINE_PREFIX = "hi_async local stack listening on "
@@ -110,7 +110,8 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         host=args.host, port=args.port,
         data_dir=Path(args.data_dir) if args.data_dir else None, knobs=knobs,
         verify_signatures=bool(getattr(args, "verify_signatures", False)),
-        credentials=credentials, denied=denied)
+        credentials=credentials, denied=denied,
+        import_max_bytes=getattr(args, "import_max_bytes", None) or IMPORT_MAX_BYTES)
 
 
 def serve_from_args(args: argparse.Namespace) -> int:

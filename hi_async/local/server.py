@@ -141,7 +141,8 @@ class LocalServer:
             return
         runner = self._runners.get(id(backend))
         if runner is None:
-            runner = self._runners[id(backend)] = self._runner_cls(backend)
+            runner = self._runners[id(backend)] = self._runner_cls(
+                backend, max_bytes=self.config.import_max_bytes)
         job = backend.get_job(datastore_id, job_id)
         try:
             await runner.run(job)

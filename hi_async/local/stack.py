@@ -26,7 +26,7 @@ import anyio
 
 from ..errors import WorkflowError
 from .backend import Backend
-from .config import DEFAULT_DATASTORE_DELAY, Knobs, StackConfig
+from .config import DEFAULT_DATASTORE_DELAY, IMPORT_MAX_BYTES, Knobs, StackConfig
 from .ids import ACCOUNT_ID, DEFAULT_REGION
 from .runtime import new_event_loop_factory, run_stack
 from .serve import CREDENTIALS_ENV, URL_LINE_PREFIX, format_credentials
@@ -43,7 +43,8 @@ class LocalStack:
                  knobs: Knobs | dict[str, Any] | None = None, verify_signatures: bool = False,
                  credentials: dict[str, str] | None = None,
                  denied: dict[str, frozenset[str]] | None = None,
-                 datastore_delay: float = DEFAULT_DATASTORE_DELAY) -> None:
+                 datastore_delay: float = DEFAULT_DATASTORE_DELAY,
+                 import_max_bytes: int = IMPORT_MAX_BYTES) -> None:
         if isinstance(knobs, dict):
             knobs = Knobs().updated(knobs)
         self.mode = mode
@@ -52,7 +53,8 @@ class LocalStack:
                                   knobs=knobs or Knobs(), verify_signatures=verify_signatures,
                                   credentials=credentials or {"test": "test"},
                                   denied=dict(denied or {}),
-                                  datastore_delay=datastore_delay)
+                                  datastore_delay=datastore_delay,
+                                  import_max_bytes=import_max_bytes)
         self.url = ""
         self.server: LocalServer | None = None
         self._thread: threading.Thread | None = None
@@ -140,6 +142,8 @@ class LocalStack:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
         if c.verify_signatures:
             cmd.append("--verify-signatures")
+        if c.import_max_bytes != IMPORT_MAX_BYTES:
+            cmd += ["--import-max-bytes", str(c.import_max_bytes)]
         env = dict(os.environ)
         env[CREDENTIALS_ENV] = format_credentials(c.credentials, c.denied)
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)

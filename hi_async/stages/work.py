@@ -32,6 +32,7 @@ class Job:
     fmt: str  # jph | npy | raw | none
     path: str | None  # final path; written as path + ".tmp" first
     want_pixels: bool = False
+    bits_allocated: int = 0  # 1: a binary segmentation, whose raw frames are packed bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,8 @@ def run_job(job: Job) -> Outcome:
     """Decode, verify and (when verified or unverifiable) write one frame."""
     try:
         pixels = codecs.decode(
-            job.data, job.content_type, job.rows, job.columns, job.samples, job.dtype
+            job.data, job.content_type, job.rows, job.columns, job.samples, job.dtype,
+            job.bits_allocated,
         )
     except UnsupportedContentType as exc:
         return Outcome("failed", error=exc.message)

@@ -78,3 +78,15 @@ def test_crc32_is_zlib_crc_of_little_endian_bytes_unsigned() -> None:
 def test_signed_values_are_hashed_as_stored() -> None:
     pixels = np.array([[-1, -2], [3, -32768]], dtype=np.int16)
     assert codecs.crc32(pixels) == zlib.crc32(pixels.view(np.uint16).astype("<u2").tobytes())
+
+
+@pytest.mark.parametrize("rows, cols", [(16, 16), (5, 7)])
+def test_one_bit_raw_frames_unpack_lowest_bit_first(rows: int, cols: int) -> None:
+    mask = (np.random.default_rng(rows).random((rows, cols)) > 0.5).astype(np.uint8)
+    packed = np.packbits(mask.ravel(), bitorder="little").tobytes()
+    out = codecs.decode(packed, "application/octet-stream", rows, cols, 1, "|u1", bits_allocated=1)
+    np.testing.assert_array_equal(out, mask)
+    assert codecs.crc32(out) == crc(mask)
+    with pytest.raises(DecodeError, match="1-bit raw frame"):
+        codecs.decode(packed[:-1], "application/octet-stream", rows, cols, 1, "|u1",
+               bits_allocated=1)

@@ -103,3 +103,20 @@ def test_frames_are_served_while_an_import_runs(backend: Any, s3: Any, mi: Any,
     assert manifest(s3, job)["numberOfImportedFiles"] == count
     assert during_import > 0, f"no frame was answered while the job was IN_PROGRESS: {statuses}"
     assert len(answered) == 200
+
+
+def test_input_over_the_byte_limit_fails_the_job_with_a_clear_message(
+        make_client: Any) -> None:
+    # The service's 10 GB limit, lowered through the stack's documented setting
+    # (--import-max-bytes) so that two small files are over it.
+    with LocalStack(import_max_bytes=100_000, datastore_delay=0.0) as stack:
+        s3 = make_client("s3", url=stack.url)
+        mi = make_client("medical-imaging", url=stack.url)
+        ds_id = mi.create_datastore(datastoreName="bytes")["datastoreId"]
+        wait_active(mi, ds_id)
+        bucket = new_bucket(s3, "bytes")
+        files = list(generate_series(custom_spec("ct", 2, 256, 256)))  # 2 x 128 KiB+
+        upload(s3, bucket, "in/", files)
+        job = run_job(mi, ds_id, f"s3://{bucket}/in/", f"s3://{bucket}/out/")
+    assert job["jobStatus"] == "FAILED"
+    assert "at most" in job["message"] and "split the input" in job["message"]

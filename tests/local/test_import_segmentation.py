@@ -107,3 +107,21 @@ def test_frames_are_the_packed_bits_as_imported(seg_import: dict[str, Any], mi: 
             {"Width": columns, "Height": rows, "Checksum": pixel_crc32(masks[index])}]
         assert (meta["MinPixelValue"], meta["MaxPixelValue"]) == (
             int(masks[index].min()), int(masks[index].max()))
+
+
+def test_the_client_downloads_and_verifies_segmentation_frames(
+        seg_import: dict[str, Any], endpoint_url: str, tmp_path: Any) -> None:
+    from hi_async import download
+    from hi_async.settings import Settings
+
+    ids = [e["imageSetId"] for e in seg_import["summary"]["imageSetsSummary"]]
+    settings = Settings(endpoint_url=endpoint_url, region="us-east-1", pool="thread",
+                        access_key_id="test", secret_access_key="test",
+                        output_format="npy")
+    summary = download(seg_import["datastore_id"], image_set_ids=ids, out_dir=tmp_path,
+                       settings=settings)
+    frames = sum(shape[0] for shape in SHAPES.values())
+    assert (summary.frames, summary.verified, summary.failed) == (frames, frames, 0)
+    written = sorted(np.load(p).sum() for p in tmp_path.glob("*/*.npy"))
+    expected = sorted(m.sum() for _, masks in seg_import["files"].values() for m in masks)
+    assert written == expected

@@ -30,8 +30,12 @@ async def test_every_operation_through_aioboto3(aio_mi, aio_s3, backend):
             break
         await asyncio.sleep(0.02)
     assert props["datastoreStatus"] == "ACTIVE"
-    listed = await mi.list_datastores(datastoreStatus="ACTIVE", maxResults=50)
-    assert ds in {d["datastoreId"] for d in listed["datastoreSummaries"]}
+    # Every page (the session's other tests add data stores too), through the paginator.
+    active: set[str] = set()
+    async for page in mi.get_paginator("list_datastores").paginate(
+            datastoreStatus="ACTIVE", PaginationConfig={"PageSize": 50}):
+        active |= {d["datastoreId"] for d in page["datastoreSummaries"]}
+    assert ds in active
 
     await aio_s3.create_bucket(Bucket="aio-input")
     job = await mi.start_dicom_import_job(datastoreId=ds, dataAccessRoleArn=ROLE,
