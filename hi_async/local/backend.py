@@ -202,8 +202,10 @@ class Backend(ImageSetRules, VersionRules, SearchRules):
             if status == "CREATING":
                 raise ConflictException(
                     f"data store {datastore_id} is still CREATING; delete it once ACTIVE")
-            live = [s for s in self.image_sets.values()
-                    if s.datastore_id == datastore_id and s.latest.state != "DELETED"]
+            mine = [s for s in self.image_sets.values() if s.datastore_id == datastore_id]
+            for iset in mine:
+                self._settle(iset)  # a deletion that has settled no longer counts
+            live = [s for s in mine if s.latest.state != "DELETED"]
             if live:
                 raise ConflictException(
                     f"data store {datastore_id} still holds {len(live)} image set(s); "
@@ -301,7 +303,9 @@ class Backend(ImageSetRules, VersionRules, SearchRules):
         if image_set_id is None:
             return ds
         iset = self.image_sets.get(image_set_id)
-        if iset is None or iset.datastore_id != datastore_id:
+        if iset is not None:
+            self._settle(iset)
+        if iset is None or iset.datastore_id != datastore_id or iset.latest.state == "DELETED":
             raise ResourceNotFoundException(f"image set {image_set_id} does not exist")
         return iset
 

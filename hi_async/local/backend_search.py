@@ -27,11 +27,23 @@ _RANGE_KEYS = ("createdAt", "updatedAt", "DICOMStudyDateAndTime")
 _SORT_FIELDS = ("updatedAt", "createdAt", "DICOMStudyDateAndTime")
 
 
-def _study_date_time(value: Any) -> str:
+def _norm_time(value: str) -> str:
+    """DICOM TM (``HH``, ``HHMM``, ``HHMMSS[.f…]``) as ``HHMMSS[.f…]``, so that text order
+    is time order."""
+    whole, dot, fraction = value.strip().partition(".")
+    return whole.ljust(6, "0")[:6] + (dot + fraction if fraction else "")
+
+
+def _study_date_time(value: Any, bound: str) -> str:
+    """The filter value as the search key; a value without a time stands for the whole
+    day: its start as a lower bound, its end as an upper bound, the date for EQUAL."""
     if not isinstance(value, dict) or not value.get("DICOMStudyDate"):
         raise ValidationException(
             "DICOMStudyDateAndTime needs DICOMStudyDate (YYYYMMDD) and optionally DICOMStudyTime")
-    return str(value["DICOMStudyDate"]) + str(value.get("DICOMStudyTime") or "")
+    date, time = str(value["DICOMStudyDate"]), str(value.get("DICOMStudyTime") or "")
+    if time:
+        return date + _norm_time(time)
+    return {"lo": date + "000000", "hi": date + "235959.999999"}.get(bound, date)
 
 
 def _key_of(iset: ImageSet, attribute: str) -> Any:
@@ -44,12 +56,13 @@ def _key_of(iset: ImageSet, attribute: str) -> Any:
     if attribute == "isPrimary":
         return iset.latest.is_primary
     tags = iset.tags_dicom
-    return (tags.get("DICOMStudyDate") or "") + (tags.get("DICOMStudyTime") or "")
+    time = tags.get("DICOMStudyTime") or ""
+    return (tags.get("DICOMStudyDate") or "") + (_norm_time(time) if time else "")
 
 
-def _value(attribute: str, raw: Any) -> Any:
+def _value(attribute: str, raw: Any, bound: str = "eq") -> Any:
     if attribute == "DICOMStudyDateAndTime":
-        return _study_date_time(raw)
+        return _study_date_time(raw, bound)
     if attribute in ("createdAt", "updatedAt"):
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ValidationException(f"{attribute} must be a timestamp")
@@ -72,14 +85,18 @@ def _predicate(flt: dict[str, Any]) -> tuple[str, Any]:
     if operator == "EQUAL":
         if len(raw) != 1:
             raise ValidationException("an EQUAL filter takes exactly one value")
-        return attribute, ("eq", _value(attribute, raw[0]))
+        value = _value(attribute, raw[0])
+        if attribute == "DICOMStudyDateAndTime" and len(value) == 8:
+            return attribute, ("eq_date", value)  # a date alone: any time that day
+        return attribute, ("eq", value)
     if operator == "BETWEEN":
         if attribute not in _RANGE_KEYS:
             raise ValidationException(
                 f"BETWEEN works on {', '.join(_RANGE_KEYS)}, not on {attribute}")
         if len(raw) != 2:
             raise ValidationException("a BETWEEN filter takes exactly two values")
-        return attribute, ("between", _value(attribute, raw[0]), _value(attribute, raw[1]))
+        return attribute, ("between", _value(attribute, raw[0], "lo"),
+                           _value(attribute, raw[1], "hi"))
     raise ValidationException(f"operator must be EQUAL or BETWEEN, got {operator!r}")
 
 
@@ -120,6 +137,8 @@ class SearchRules:
         key = _key_of(iset, attribute)
         if test[0] == "eq":
             return key == test[1]
+        if test[0] == "eq_date":
+            return key is not None and key[:8] == test[1]
         return key is not None and test[1] <= key <= test[2]
 
     @staticmethod

@@ -316,3 +316,31 @@ def test_tags_on_datastore_and_image_set(mi, backend):
     with pytest.raises(ClientError) as e:
         mi.tag_resource(resourceArn=arn, tags={"aws:reserved": "1"})
     assert code(e) == ("ValidationException", 400)
+
+
+def test_datastore_can_be_deleted_right_after_its_image_sets_without_reading_them(mi, backend):
+    seeded = seed_image_set(backend, instances=1)
+    second = seed_image_set(backend, seeded.datastore_id, instances=1)
+    for image_set_id in (seeded.image_set_id, second.image_set_id):
+        mi.delete_image_set(datastoreId=seeded.datastore_id, imageSetId=image_set_id)
+    out = mi.delete_datastore(datastoreId=seeded.datastore_id)
+    assert out["datastoreStatus"] == "DELETING"
+
+
+def test_study_date_filters_without_a_time_cover_the_whole_day(mi, backend):
+    ds = backend.create_datastore("by-day", ready=True).datastore_id
+    day = seed_image_set(backend, ds, instances=1, study_date="20240102")  # at 10:15:00
+    seed_image_set(backend, ds, instances=1, study_date="20240103")
+
+    def search(*values):
+        op = "EQUAL" if len(values) == 1 else "BETWEEN"
+        out = mi.search_image_sets(datastoreId=ds, searchCriteria={"filters": [
+            {"operator": op, "values": [{"DICOMStudyDateAndTime": v} for v in values]}]})
+        return [s["imageSetId"] for s in out["imageSetsMetadataSummaries"]]
+
+    date = {"DICOMStudyDate": "20240102"}
+    assert search(date) == [day.image_set_id]
+    assert search(date, date) == [day.image_set_id]
+    assert search({"DICOMStudyDate": "20240101"}, date) == [day.image_set_id]
+    assert search({**date, "DICOMStudyTime": "101500"}) == [day.image_set_id]
+    assert search({**date, "DICOMStudyTime": "1016"}, date) == []
