@@ -119,11 +119,22 @@ class VersionRules:
                     self._index_primary(self.image_sets[old])
             v = self._new_version(dest, new_doc, workflow="COPIED", is_primary=primary,
                                   locked_as="COPYING", forced=True if force else None)
+            if src is not dest:
+                self._lock_source(src)
             return {
                 "datastoreId": datastore_id,
                 "sourceImageSetProperties": self._copy_props(src, src.latest),
                 "destinationImageSetProperties": self._copy_props(dest, v),
             }
+
+    def _lock_source(self: Backend, src: ImageSet) -> None:
+        """The copy's source is read-only until the copy ends (AWS answers LOCKED /
+        COPYING_WITH_READ_ONLY_ACCESS for it); it then returns to what it was."""
+        sv = src.latest
+        sv.settle_state, sv.settle_workflow = sv.state, sv.workflow_status
+        sv.state, sv.workflow_status = "LOCKED", "COPYING_WITH_READ_ONLY_ACCESS"
+        sv.settles_at = self.clock() + self.lock_delay
+        self._save_image_set(src)
 
     def _copy_props(self: Backend, iset: ImageSet, v: ImageSetVersion) -> dict[str, Any]:
         return {"imageSetId": iset.image_set_id, "latestVersionId": str(v.version),

@@ -197,6 +197,11 @@ def test_copy_to_new_and_existing_image_sets(mi, backend):
                             copyImageSetInformation={"sourceImageSet": {"latestVersionId": "1"}})
     dest = out["destinationImageSetProperties"]
     assert dest["imageSetId"] != seeded.image_set_id and dest["latestVersionId"] == "1"
+    source = out["sourceImageSetProperties"]  # read-only while the copy runs, as on AWS
+    assert (source["imageSetState"], source["imageSetWorkflowStatus"]) == (
+        "LOCKED", "COPYING_WITH_READ_ONLY_ACCESS")
+    after = mi.get_image_set(**base, imageSetId=seeded.image_set_id)
+    assert after["imageSetState"] == "ACTIVE"
     got = mi.get_image_set(**base, imageSetId=dest["imageSetId"])
     assert got["imageSetWorkflowStatus"] == "COPIED" and got["isPrimary"] is False
     frame = mi.get_image_frame(**base, imageSetId=dest["imageSetId"],
