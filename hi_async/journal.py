@@ -14,12 +14,13 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
 from .errors import OutputError
 from .model import FrameResult
+from .paths import EXTENSIONS
 
 INDEX = "index.jsonl"
 SUMMARY = "summary.json"
@@ -53,7 +54,7 @@ def _entry(result: FrameResult, out_dir: Path) -> dict[str, Any]:
 def remove_leftover_tmp(out_dir: Path) -> int:
     """Delete ``*.tmp`` files a crashed run left in the output folder; returns how many."""
     removed = 0
-    for tmp in out_dir.glob("*/*.tmp"):
+    for tmp in [*out_dir.glob("*/*.tmp"), *out_dir.glob("*.tmp")]:
         try:
             tmp.unlink()
             removed += 1
@@ -62,37 +63,63 @@ def remove_leftover_tmp(out_dir: Path) -> int:
     return removed
 
 
-def read_verified(out_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """(imageSetId, imageFrameId) → the latest journal entry, for verified frames on disk.
+class Resumable(NamedTuple):
+    """What a rerun needs of a frame already verified: a tuple, not the whole entry, so
+    that resuming a run of millions of frames stays small."""
 
-    Cuts a torn last line off the index so that the next append starts a fresh line.
+    path: str | None
+    actual_crc32: int | None
+    content_type: str | None
+
+
+def _cut_torn_line(index: Path) -> None:
+    """Cut a last line the crash left half-written, so that the next append starts fresh."""
+    with open(index, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        tail_start = max(0, size - 65536)
+        fh.seek(tail_start)
+        tail = fh.read()
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        fh.truncate(tail_start + cut + 1 if cut >= 0 else 0)
+
+
+def _wanted_file(rel: str | None, fmt: str | None) -> bool:
+    """Does a verified entry's file serve a run writing ``fmt``? (None: any format.)"""
+    if fmt is None or fmt == "none":
+        return True
+    return rel is not None and rel.endswith(EXTENSIONS[fmt])
+
+
+def read_verified(out_dir: Path, fmt: str | None = None) -> dict[tuple[str, str], Resumable]:
+    """(imageSetId, imageFrameId) → what resuming needs, for frames whose latest entry is
+    ``verified`` and whose file (in ``fmt``, when given) is on disk.
+
+    A frame verified by a run with another ``--format`` is downloaded again: its file is
+    not the one this run promises. Reads the index line by line; cuts a torn last line.
     """
     index = out_dir / INDEX
     if not index.exists():
         return {}
-    raw = index.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        keep = raw.rfind(b"\n") + 1
-        with open(index, "r+b") as fh:
-            fh.truncate(keep)
-        raw = raw[:keep]
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for line in raw.splitlines():
-        try:
-            entry = json.loads(line)
-            key = (entry["imageSetId"], entry["imageFrameId"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        latest[key] = entry
-    verified = {}
-    for key, entry in latest.items():
-        if entry.get("status") != "verified":
-            continue
-        rel = entry.get("path")
-        if rel is not None and not (out_dir / rel).is_file():
-            continue
-        verified[key] = entry
-    return verified
+    _cut_torn_line(index)
+    latest: dict[tuple[str, str], Resumable | None] = {}
+    with open(index, "rb") as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+                key = (entry["imageSetId"], entry["imageFrameId"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if entry.get("status") != "verified" or not _wanted_file(entry.get("path"), fmt):
+                latest[key] = None
+                continue
+            latest[key] = Resumable(entry.get("path"), entry.get("actualCrc32"),
+                                    entry.get("contentType"))
+    return {key: r for key, r in latest.items()
+            if r is not None and (r.path is None or (out_dir / r.path).is_file())}
 
 
 class Journal:

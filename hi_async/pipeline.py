@@ -23,7 +23,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from . import aws
 from .errors import DecodePoolBroken, HiAsyncError, OutputError
 from .frameclient import FrameClient
-from .journal import Journal, read_verified, remove_leftover_tmp
+from .journal import Journal, Resumable, read_verified, remove_leftover_tmp
 from .model import Counts, FrameRef, FrameResult, ImageSetRef, Summary
 from .paths import frame_path
 from .retry import Retrier
@@ -74,10 +74,10 @@ JOBS_PER_DECODER = 8
 SINK_BATCH = 64
 
 
-def _resumed(ref: FrameRef, entry: dict[str, Any], out_dir: Path) -> FrameResult:
-    rel = entry.get("path")
-    return FrameResult(ref, "verified", entry.get("contentType"), entry.get("actualCrc32"),
-                       out_dir / rel if rel else None, None, 0, None, resumed=True)
+def _resumed(ref: FrameRef, entry: Resumable, out_dir: Path) -> FrameResult:
+    return FrameResult(ref, "verified", entry.content_type, entry.actual_crc32,
+                       out_dir / entry.path if entry.path else None, None, 0, None,
+                       resumed=True)
 
 
 class Pipeline:
@@ -102,7 +102,7 @@ class Pipeline:
         self.by_label: dict[str, Counts] = {}
         self.failures: list[FrameResult] = []
         self.stats = StageStats()
-        self._skip: dict[tuple[str, str], dict[str, Any]] = {}
+        self._skip: dict[tuple[str, str], Resumable] = {}
         self._journal: Journal | None = None
         self._streams: dict[str, Any] = {}
 
@@ -114,7 +114,7 @@ class Pipeline:
             resume = s.resume and not self.want_pixels
             if resume:
                 remove_leftover_tmp(self.out_dir)
-                self._skip = read_verified(self.out_dir)
+                self._skip = read_verified(self.out_dir, self.fmt)
             self._journal = Journal(self.out_dir, resume=resume)
         sets_tx, sets_rx = anyio.create_memory_object_stream[ImageSetRef](s.metadata_fetchers)
         frames_tx, frames_rx = anyio.create_memory_object_stream[FrameRef](s.queue_size)

@@ -95,7 +95,7 @@ class SendRate:
 
     Cutting the requests in flight does not slow a sender whose requests are quick (a
     nearby endpoint): six in flight can still send a thousand a second. So a 429 caps the
-    send rate at 70 % of what was being sent, and the cap then grows with the square of
+    send rate at half of what was being sent, and the cap then grows with the square of
     the time since that cut (x2 after 1 s, x10 after 3 s, as CUBIC probes for bandwidth),
     so that a lifted throttle is found again in seconds, until the cap is far above
     anything sent and is dropped. Each new throttling episode cuts it again.
@@ -104,14 +104,15 @@ class SendRate:
     MIN_RATE = 1.0
     MAX_RATE = 100_000.0
 
-    def __init__(self, *, cooldown: float = 0.2, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, *, cooldown: float = 0.1, clock: Callable[[], float] = time.monotonic,
                  ) -> None:
         self.lowest: float | None = None
         self._clock = clock
         self._cooldown = cooldown
         self._cut_rate: float | None = None
         self._last_cut = -cooldown
-        self._next = 0.0
+        self._tokens = 0.0
+        self._filled = clock()
         self._window_start = clock()
         self._window_sent = 0
         self._measured = 0.0
@@ -129,30 +130,43 @@ class SendRate:
         return cap
 
     async def acquire(self) -> None:
-        """Wait for this request's turn (no wait while no cap is in force)."""
+        """Wait for this request's turn (no wait while no cap is in force).
+
+        A token bucket re-read on every wake-up: when the cap grows, waiting requests
+        speed up with it instead of keeping turns booked at the old, lower rate.
+        """
+        while (cap := self.rate) is not None:
+            now = self._clock()
+            self._tokens = min(max(1.0, cap * 0.05),
+                               self._tokens + (now - self._filled) * cap)
+            self._filled = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                break
+            await anyio.sleep(min(0.05, (1.0 - self._tokens) / cap))
         now = self._clock()
-        cap = self.rate
-        if cap is not None:
-            start = max(now, self._next)
-            self._next = start + 1.0 / cap
-            if start > now:
-                await anyio.sleep(start - now)
-                now = self._clock()
         self._window_sent += 1
         elapsed = now - self._window_start
         if elapsed >= 0.25:
             self._measured = self._window_sent / elapsed
             self._window_start, self._window_sent = now, 0
 
+    def _sending(self, now: float) -> float:
+        """Requests per second sent lately: the last full window or the current one."""
+        elapsed = now - self._window_start
+        partial = self._window_sent / max(elapsed, 0.05)
+        return max(self._measured, partial)
+
     def on_throttle(self) -> None:
         now = self._clock()
         if now - self._last_cut < self._cooldown:
             return  # one cut per throttling episode
         cap = self.rate
-        sending = self._measured or cap or self.MIN_RATE
+        sending = self._sending(now) or cap or self.MIN_RATE
         base = sending if cap is None else min(cap, sending)
-        self._cut_rate = max(self.MIN_RATE, 0.7 * base)
+        self._cut_rate = max(self.MIN_RATE, 0.5 * base)
         self._last_cut = now
+        self._tokens, self._filled = 0.0, now
         self.lowest = self._cut_rate if self.lowest is None else min(self.lowest,
                                                                      self._cut_rate)
 

@@ -129,7 +129,7 @@ async def test_send_rate_is_unlimited_until_throttled_then_capped_below_what_was
         clock.now += 0.005
     assert rate.rate is None
     rate.on_throttle()
-    assert rate.rate == pytest.approx(0.7 * 200, rel=0.05)
+    assert rate.rate == pytest.approx(0.5 * 200, rel=0.05)
     assert rate.lowest == pytest.approx(rate.rate)
 
 
