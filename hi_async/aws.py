@@ -42,6 +42,16 @@ _CREDENTIAL_CODES = {"UnrecognizedClientException", "InvalidSignatureException",
 _NOT_FOUND_CODES = {"ResourceNotFoundException", "NoSuchKey", "NoSuchBucket", "NotFound"}
 
 
+#: Failures of the credential chain itself (expired SSO tokens, a failing
+#: credential_process, an assume-role that was refused): the same for every request.
+_CREDENTIAL_FAILURES: tuple[type[BaseException], ...] = tuple(
+    cls for cls in (getattr(bx, name, None) for name in (
+        "CredentialRetrievalError", "TokenRetrievalError", "SSOTokenLoadError",
+        "UnauthorizedSSOTokenError", "SSOError", "RefreshWithMFAUnsupportedError",
+        "InvalidConfigError"))
+    if isinstance(cls, type))
+
+
 def _session(settings: Settings) -> AioSession:
     try:
         return AioSession(profile=settings.profile)
@@ -107,16 +117,25 @@ def explicit_credentials(settings: Settings) -> dict[str, str]:
 async def open_client(settings: Settings, service: str, pool: int | None = None
                       ) -> AsyncIterator[Any]:
     """One aiobotocore client for ``service`` whose connection pool fits ``pool`` tasks."""
-    session = _session(settings)
-    region = resolve_region(session, settings)
+    try:
+        session = _session(settings)
+        region = resolve_region(session, settings)
+    except bx.BotoCoreError as exc:
+        raise translate(exc, f"open a {service} client", settings) from None
     size = pool or settings.fetchers + settings.metadata_fetchers
-    async with session.create_client(
-        service,  # type: ignore[call-overload]
-        region_name=region,
-        endpoint_url=settings.endpoint_url,
-        config=_config(settings, size),
-        **explicit_credentials(settings),
-    ) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            # Creating the client resolves credentials: an unknown profile or a failing
+            # credential provider surfaces here.
+            client = await stack.enter_async_context(session.create_client(
+                service,  # type: ignore[call-overload]
+                region_name=region,
+                endpoint_url=settings.endpoint_url,
+                config=_config(settings, size),
+                **explicit_credentials(settings),
+            ))
+        except bx.BotoCoreError as exc:
+            raise translate(exc, f"open a {service} client", settings) from None
         yield client
 
 
@@ -153,6 +172,19 @@ def translate(exc: BaseException, what: str, settings: Settings | None = None) -
     """A user-facing error for a botocore/aiohttp failure while doing ``what``."""
     if isinstance(exc, HiAsyncError):
         return exc
+    if isinstance(exc, bx.ProfileNotFound):
+        return ConfigurationError(
+            f"AWS profile {getattr(exc, 'kwargs', {}).get('profile', '')!r} is not configured "
+            f"(while trying to {what})",
+            hint="check --profile against ~/.aws/config and ~/.aws/credentials",
+        )
+    if isinstance(exc, _CREDENTIAL_FAILURES):
+        return CredentialsError(
+            f"AWS credentials could not be obtained while trying to {what}: "
+            f"{type(exc).__name__}",
+            hint="refresh them (for SSO: 'aws sso login'), check the profile's "
+            "credential_process or role, or pass --profile",
+        )
     if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
         return CredentialsError(
             f"no AWS credentials were found while trying to {what}",

@@ -12,8 +12,10 @@ shared with every other call. Everything else still goes through aiobotocore.
 
 from __future__ import annotations
 
+import gzip
 import inspect
 import json
+import zlib
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -64,6 +66,18 @@ def _client_error(status: int, headers: Any, body: bytes) -> bx.ClientError:
     return bx.ClientError(response, "GetImageFrame")  # type: ignore[arg-type]
 
 
+def _identity(data: bytes, encoding: str | None) -> bytes:
+    """The body as stored, should a proxy compress it despite ``Accept-Encoding: identity``."""
+    kind = (encoding or "identity").strip().lower()
+    if kind in ("identity", ""):
+        return data
+    if kind in ("gzip", "x-gzip"):
+        return gzip.decompress(data)
+    if kind == "deflate":
+        return zlib.decompress(data)
+    raise bx.ResponseStreamingError(error=f"unsupported Content-Encoding {encoding!r}")
+
+
 class FrameClient:
     """``await get_frame(...)`` → (encoded bytes, Content-Type); use as an async context."""
 
@@ -79,6 +93,23 @@ class FrameClient:
         self._region = ""
 
     async def __aenter__(self) -> FrameClient:
+        try:
+            await self._resolve()
+        except bx.BotoCoreError as exc:
+            raise aws.translate(exc, "get AWS credentials", self._settings) from None
+        connector = aiohttp.TCPConnector(limit=self._pool, limit_per_host=self._pool,
+                                         keepalive_timeout=60.0, ttl_dns_cache=300)
+        timeout = aiohttp.ClientTimeout(sock_connect=self._settings.connect_timeout,
+                                        sock_read=self._settings.read_timeout)
+        self._http = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False,
+            # As botocore does: never ask for a compressed frame (it is compressed already).
+            headers={"User-Agent": f"hi_async/{__version__}", "Accept-Encoding": "identity"},
+        )
+        return self
+
+    async def _resolve(self) -> None:
+        """Region, signer and credentials, from the same chain the SDK uses."""
         session = aws._session(self._settings)
         self._region = aws.resolve_region(session, self._settings)
         self._signer = JsonPostSigner(self._base, _SIGNING_NAME, self._region)
@@ -94,15 +125,6 @@ class FrameClient:
             getter = getattr(self._credentials, "get_frozen_credentials", None)
             if getter is not None and inspect.iscoroutinefunction(getter):
                 self._refresh = getter
-        connector = aiohttp.TCPConnector(limit=self._pool, limit_per_host=self._pool,
-                                         keepalive_timeout=60.0, ttl_dns_cache=300)
-        timeout = aiohttp.ClientTimeout(sock_connect=self._settings.connect_timeout,
-                                        sock_read=self._settings.read_timeout)
-        self._http = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, auto_decompress=False,
-            headers={"User-Agent": f"hi_async/{__version__}"},
-        )
-        return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._http is not None:
@@ -131,7 +153,8 @@ class FrameClient:
                 data = await resp.read()
                 if resp.status != 200:
                     raise _client_error(resp.status, resp.headers, data)
-                return data, resp.headers.get("Content-Type")
+                return _identity(data, resp.headers.get("Content-Encoding")), resp.headers.get(
+                    "Content-Type")
         except aiohttp.ClientConnectorError as exc:
             raise bx.EndpointConnectionError(endpoint_url=self._base) from exc
 

@@ -74,7 +74,7 @@ def _int(value: Any, name: str, where: str, default: int | None = None) -> int:
     if isinstance(value, str):
         try:
             return int(float(value.strip()))
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     raise MetadataError(f"{name} of {where} is not a number: {value!r}")
 
@@ -117,7 +117,14 @@ def parse_metadata(
 
     ``document`` is the gzip blob as served (or an already parsed document).
     """
-    return list(iter_frames(document, datastore_id, image_set_id, label=label, limit=limit))
+    try:
+        return list(iter_frames(document, datastore_id, image_set_id, label=label,
+                                limit=limit))
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        # A value of the wrong type somewhere the checks above do not look (a string
+        # Width, a list where a number belongs): still the service's bad data, not a bug.
+        raise MetadataError(f"image set metadata of {image_set_id} has a malformed value "
+                            f"({type(exc).__name__}: {exc})") from None
 
 
 def iter_frames(

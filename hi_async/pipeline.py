@@ -120,7 +120,9 @@ class Pipeline:
         frames_tx, frames_rx = anyio.create_memory_object_stream[FrameRef](s.queue_size)
         enc_tx, enc_rx = anyio.create_memory_object_stream[_Encoded](
             max(s.decoders * 2, min(s.queue_size, s.fetchers)))
-        res_tx, res_rx = anyio.create_memory_object_stream[FrameResult](s.queue_size)
+        # With pixels attached a result can weigh tens of MB: keep only a few waiting.
+        res_tx, res_rx = anyio.create_memory_object_stream[FrameResult](
+            s.decoders * 2 if self.want_pixels else s.queue_size)
         self._streams = {"frames": frames_rx, "encoded": enc_rx, "results": res_rx}
         try:
             async with anyio.create_task_group() as tg:

@@ -113,14 +113,24 @@ class Settings:
         for var, name in ints.items():
             value = os.environ.get(f"HI_ASYNC_{var}")
             if value:
-                env[name] = int(value)
+                try:
+                    env[name] = int(value)
+                except ValueError:
+                    from .errors import UsageError
+
+                    raise UsageError(f"HI_ASYNC_{var}={value!r} is not a whole number",
+                                     hint=f"set HI_ASYNC_{var} to a number or unset it") from None
         if pool := os.environ.get("HI_ASYNC_POOL"):
             env["pool"] = pool
         if frame_client := os.environ.get("HI_ASYNC_FRAME_CLIENT"):
             env["frame_client"] = frame_client
         if uv := os.environ.get("HI_ASYNC_UVLOOP"):
             env["uvloop"] = uv.strip().lower() not in ("0", "false", "no", "off")
-        if endpoint := os.environ.get("HI_ASYNC_ENDPOINT_URL"):
-            env["endpoint_url"] = endpoint
+        # botocore's own endpoint variables count as a custom endpoint too (so that no
+        # host prefix is added to it); hi_async's wins over them.
+        for var in ("AWS_ENDPOINT_URL_MEDICAL_IMAGING", "AWS_ENDPOINT_URL",
+                    "HI_ASYNC_ENDPOINT_URL"):
+            if endpoint := os.environ.get(var):
+                env["endpoint_url"] = endpoint
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)  # type: ignore[arg-type]

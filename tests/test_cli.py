@@ -44,3 +44,26 @@ def test_settings_reject_nonsense() -> None:
         Settings(fetchers=0)
     with pytest.raises(UsageError, match="output format"):
         Settings(output_format="png")  # type: ignore[arg-type]
+
+
+def test_a_malformed_numeric_environment_variable_is_a_usage_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HI_ASYNC_FETCHERS", "lots")
+    with pytest.raises(UsageError, match="HI_ASYNC_FETCHERS"):
+        Settings.from_env()
+
+
+def test_an_unknown_profile_is_a_clear_configuration_error(tmp_path) -> None:
+    import os
+
+    env = {**os.environ, "AWS_CONFIG_FILE": str(tmp_path / "config"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials")}
+    env.pop("AWS_PROFILE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hi_async", "download", "--datastore-id", "0" * 32,
+         "--image-set-id", "1" * 32, "--out", str(tmp_path / "out"), "--profile", "nosuch",
+         "--region", "us-east-1"],
+        capture_output=True, text=True, check=False, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "nosuch" in proc.stderr and "--profile" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -130,3 +130,18 @@ def test_frame_bytes_round_trip_through_the_sdk_and_lean_paths_alike(
         checksums[kind] = sorted(crc(np.load(p)) for p in out.glob("*/*.npy"))
     assert len(checksums["lean"]) == 2
     assert checksums["lean"] == checksums["sdk"]
+
+
+def test_a_compressed_answer_is_inflated_and_an_unknown_encoding_refused() -> None:
+    import gzip
+    import zlib
+
+    from hi_async.frameclient import _identity
+
+    body = bytes(range(256)) * 10
+    assert _identity(body, None) == body
+    assert _identity(body, "identity") == body
+    assert _identity(gzip.compress(body), "gzip") == body
+    assert _identity(zlib.compress(body), "deflate") == body
+    with pytest.raises(bx.ResponseStreamingError):
+        _identity(body, "br")

@@ -123,3 +123,16 @@ def test_server_supplied_frame_ids_are_validated(bad: str) -> None:
     # The server's mistake, not the user's: a service error (exit 1), never a path.
     with pytest.raises(ServiceError, match="the service sent image frame ID"):
         parse_metadata(gz(doc), DS, IS)
+
+
+def test_a_value_of_the_wrong_type_is_a_metadata_error_not_a_crash() -> None:
+    doc = document({"1": {"a": instance(8, 8, [frame_entry("0" * 32, 5)])}})
+    frame = doc["Study"]["Series"]["1"]["Instances"]["a"]["ImageFrames"][0]
+    frame["PixelDataChecksumFromBaseToFullResolution"].append(
+        {"Width": "wide", "Height": 8, "Checksum": 1})
+    with pytest.raises(MetadataError, match="malformed value"):
+        parse_metadata(gz(doc), DS, IS)
+    doc = document({"1": {"a": instance(8, 8, [frame_entry("0" * 32, 5)])}})
+    doc["Study"]["Series"]["1"]["Instances"]["a"]["DICOM"]["Rows"] = "1e999"
+    with pytest.raises(MetadataError):
+        parse_metadata(gz(doc), DS, IS)

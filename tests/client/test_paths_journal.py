@@ -154,3 +154,29 @@ def test_leftover_tmp_files_are_removed(tmp_path: Path) -> None:
     (tmp_path / IS / "b.jph").write_bytes(b"whole")
     assert remove_leftover_tmp(tmp_path) == 1
     assert [p.name for p in (tmp_path / IS).iterdir()] == ["b.jph"]
+
+
+def test_resume_skips_only_frames_whose_file_is_in_the_format_asked_for(
+        tmp_path: Path) -> None:
+    (tmp_path / IS).mkdir()
+    jph = tmp_path / IS / "a.jph"
+    jph.write_bytes(b"x")
+    _journal_with(tmp_path, [
+        FrameResult(_ref(1, 5), "verified", "image/jph", 5, jph),
+        FrameResult(_ref(2, 5), "verified", "image/jph", 5, None),  # written with none
+    ])
+    assert set(read_verified(tmp_path, "jph")) == {(IS, frame_id(1))}
+    assert read_verified(tmp_path, "npy") == {}  # an npy run must write .npy files
+    assert read_verified(tmp_path, "raw") == {}
+    assert set(read_verified(tmp_path, "none")) == {(IS, frame_id(1)), (IS, frame_id(2))}
+    entry = read_verified(tmp_path, "jph")[(IS, frame_id(1))]
+    assert (entry.path, entry.actual_crc32, entry.content_type) == (f"{IS}/a.jph", 5,
+                                                                   "image/jph")
+
+
+def test_leftover_summary_tmp_is_removed_too(tmp_path: Path) -> None:
+    (tmp_path / "summary.json.tmp").write_text("{")
+    (tmp_path / IS).mkdir()
+    (tmp_path / IS / "f.npy.tmp").write_bytes(b"x")
+    assert remove_leftover_tmp(tmp_path) == 2
+    assert not list(tmp_path.rglob("*.tmp"))
