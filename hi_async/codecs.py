@@ -71,6 +71,21 @@ def expected_shape(rows: int, columns: int, samples: int) -> tuple[int, ...]:
     return (rows, columns) if samples == 1 else (rows, columns, samples)
 
 
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_SOC_SIZ = b"\xff\x4f\xff\x51"
+_CAP = b"\xff\x50"  # the CAP marker segment: present in HTJ2K (Part 15) codestreams
+
+
+def _sniff_jpeg2000(data: bytes) -> bool:
+    """A JPEG 2000 family file (signature box) or a bare codestream (SOC then SIZ)."""
+    return data.startswith(_JP2_SIGNATURE) or data.startswith(_SOC_SIZ)
+
+
+def _is_htj2k(data: bytes) -> bool:
+    """HTJ2K codestreams carry a CAP segment in their main header (near the start)."""
+    return _CAP in data[:4096]
+
+
 def _unpack_bits(data: bytes, count: int, shape: tuple[int, ...]) -> np.ndarray:
     """1-bit pixels (binary segmentations), first pixel in the lowest bit as DICOM packs
     them, to one uint8 of 0 or 1 per pixel: what the service's checksum covers."""
@@ -96,8 +111,12 @@ def decode(
     shape = expected_shape(rows, columns, samples)
     if kind == RAW and bits_allocated == 1:
         return _unpack_bits(data, rows * columns * samples, shape)
+    need = rows * columns * samples * target.itemsize
+    if kind == RAW and len(data) != need and _sniff_jpeg2000(data):
+        # application/octet-stream is the model's default Content-Type: a JPEG 2000
+        # family frame served under it is decoded by what it is, not what it is called.
+        kind = "image/jph" if _is_htj2k(data) else "image/j2c"
     if kind == RAW:
-        need = rows * columns * samples * target.itemsize
         if len(data) < need:
             raise DecodeError(f"raw frame has {len(data)} bytes, expected {need}")
         return np.frombuffer(data, dtype=target, count=rows * columns * samples).reshape(shape)

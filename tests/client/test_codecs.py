@@ -90,3 +90,12 @@ def test_one_bit_raw_frames_unpack_lowest_bit_first(rows: int, cols: int) -> Non
     with pytest.raises(DecodeError, match="1-bit raw frame"):
         codecs.decode(packed[:-1], "application/octet-stream", rows, cols, 1, "|u1",
                bits_allocated=1)
+
+
+@pytest.mark.parametrize("encoded_as", ["image/jph", "image/jphc", "image/j2c"])
+def test_jpeg2000_frames_served_as_octet_stream_are_decoded_by_what_they_are(
+        encoded_as: str) -> None:
+    pixels = ct_pixels()
+    data = encode(pixels, encoded_as)
+    out = codecs.decode(data, "application/octet-stream", 64, 48, 1, "<i2")
+    np.testing.assert_array_equal(out, pixels)
