@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 import uuid
@@ -21,6 +20,7 @@ from botocore.config import Config
 from hi_async.local.stack import LocalStack
 from hi_async.local.synthetic import PUBLIC_SERIES
 from hi_async.local.transcode import pixel_crc32, read_cod
+from tests.local.import_support.jobs import frame, instances
 from tests.local.import_support.pydicom_files import (
     EXPECTED_FAILURES,
     LOSSY_AS_IS,
@@ -106,21 +106,6 @@ def _ndjson(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.splitlines() if line.strip()]
 
 
-def _instances(mi: Any, ds_id: str, image_set_id: str) -> dict[str, dict[str, Any]]:
-    blob = mi.get_image_set_metadata(datastoreId=ds_id, imageSetId=image_set_id)
-    doc = json.loads(gzip.decompress(blob["imageSetMetadataBlob"].read()))
-    out: dict[str, dict[str, Any]] = {}
-    for series in doc["Study"]["Series"].values():
-        out.update(series["Instances"])
-    return out
-
-
-def _frame(mi: Any, ds_id: str, image_set_id: str, frame_id: str) -> tuple[bytes, str]:
-    resp = mi.get_image_frame(datastoreId=ds_id, imageSetId=image_set_id,
-                              imageFrameInformation={"imageFrameId": frame_id})
-    return resp["imageFrameBlob"].read(), resp["contentType"]
-
-
 def _reference(path: Path) -> np.ndarray:
     ds = pydicom.dcmread(path)
     with warnings.catch_warnings():
@@ -197,7 +182,7 @@ def test_every_accepted_file_decodes_bit_for_bit(pydicom_job: dict[str, Any], mi
     metadata: dict[str, dict[str, dict[str, Any]]] = {}
     for (image_set_id, sop), paths in carriers.items():
         if image_set_id not in metadata:
-            metadata[image_set_id] = _instances(mi, datastore_id, image_set_id)
+            metadata[image_set_id] = instances(mi, datastore_id, image_set_id)
         instance = metadata[image_set_id][sop]
         matches = [p for p in paths if transfer_syntax(p) == instance["DICOM"]["TransferSyntaxUID"]]
         errors = []
@@ -216,7 +201,7 @@ def _check_instance(mi: Any, ds_id: str, image_set_id: str, instance: dict[str, 
     ts = transfer_syntax(path)
     frames = instance["ImageFrames"]
     if ts in LOSSY_AS_IS:
-        data, ctype = _frame(mi, ds_id, image_set_id, frames[0]["ID"])
+        data, ctype = frame(mi, ds_id, image_set_id, frames[0]["ID"])
         assert ctype == LOSSY_AS_IS[ts]
         assert instance["StoredTransferSyntaxUID"] == ts
         return
@@ -224,7 +209,7 @@ def _check_instance(mi: Any, ds_id: str, image_set_id: str, instance: dict[str, 
     if is_binary_segmentation(path):
         assert instance["StoredTransferSyntaxUID"] == ts
         for meta, want in zip(frames, expected.astype(np.uint8), strict=True):
-            data, ctype = _frame(mi, ds_id, image_set_id, meta["ID"])
+            data, ctype = frame(mi, ds_id, image_set_id, meta["ID"])
             assert (ctype, data) == ("application/octet-stream", packed_bits(want))
             full = meta["PixelDataChecksumFromBaseToFullResolution"][-1]
             assert full["Checksum"] == pixel_crc32(want)
@@ -232,7 +217,7 @@ def _check_instance(mi: Any, ds_id: str, image_set_id: str, instance: dict[str, 
     assert instance["StoredTransferSyntaxUID"] == "1.2.840.10008.1.2.4.202"
     assert len(frames) == len(expected)
     for meta, want in zip(frames, expected, strict=True):
-        data, ctype = _frame(mi, ds_id, image_set_id, meta["ID"])
+        data, ctype = frame(mi, ds_id, image_set_id, meta["ID"])
         assert ctype == "image/jph"
         assert read_cod(data).progression_order == "RPCL"
         got = imagecodecs.htj2k_decode(data)
@@ -278,9 +263,9 @@ def test_public_ct_chest_imports_as_one_primary_image_set(s3: Any, mi: Any,
     assert summary["numberOfImportedFiles"] == 2
     (only,) = summary["imageSetsSummary"]
     assert only["isPrimary"] and only["numberOfMatchedSOPInstances"] == 2
-    for instance in _instances(mi, datastore_id, only["imageSetId"]).values():
+    for instance in instances(mi, datastore_id, only["imageSetId"]).values():
         (meta,) = instance["ImageFrames"]
-        data, _ = _frame(mi, datastore_id, only["imageSetId"], meta["ID"])
+        data, _ = frame(mi, datastore_id, only["imageSetId"], meta["ID"])
         pixels = imagecodecs.htj2k_decode(data)
         assert pixels.shape == (512, 512) and pixels.dtype == np.int16
         checks = meta["PixelDataChecksumFromBaseToFullResolution"]
