@@ -38,6 +38,17 @@ class VersionRules:
             iset = self.image_set(datastore_id, image_set_id)
             self._writable(iset, latest_version)
             revert = updates.get("revertToVersionId")
+            dicom_updates = updates.get("DICOMUpdates")
+            # MetadataUpdates is a union: exactly one of its members, and DICOMUpdates
+            # must carry at least one of its two attribute documents.
+            if (revert is None) == (dicom_updates is None):
+                raise ValidationException(
+                    "updateImageSetMetadataUpdates takes exactly one of DICOMUpdates and "
+                    "revertToVersionId")
+            if revert is None and not (dicom_updates.get("updatableAttributes")
+                                       or dicom_updates.get("removableAttributes")):
+                raise ValidationException(
+                    "DICOMUpdates needs updatableAttributes or removableAttributes")
             if revert is not None:
                 doc = json.loads(gzip.decompress(self.metadata_gz(datastore_id, image_set_id,
                                                                    str(revert))))

@@ -349,3 +349,15 @@ def test_study_date_filters_without_a_time_cover_the_whole_day(mi, backend):
     assert search({"DICOMStudyDate": "20240101"}, date) == [day.image_set_id]
     assert search({**date, "DICOMStudyTime": "101500"}) == [day.image_set_id]
     assert search({**date, "DICOMStudyTime": "1016"}, date) == []
+
+
+def test_an_empty_metadata_update_is_refused(mi, backend):
+    seeded = seed_image_set(backend, instances=1)
+    base = {"datastoreId": seeded.datastore_id, "imageSetId": seeded.image_set_id,
+            "latestVersionId": "1"}
+    with pytest.raises(ClientError) as e:
+        mi.update_image_set_metadata(**base, updateImageSetMetadataUpdates={"DICOMUpdates": {}})
+    assert code(e) == ("ValidationException", 400)
+    versions = mi.list_image_set_versions(datastoreId=seeded.datastore_id,
+                                          imageSetId=seeded.image_set_id)
+    assert len(versions["imageSetPropertiesList"]) == 1  # no new version was made
