@@ -57,15 +57,29 @@ def _tree(pid: int, *, include_root: bool) -> Iterator[int]:
         stack.extend(_children(p))
 
 
+def _rss(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def tree_rss(pid: int) -> int:
     """Sum of resident memory of ``pid`` and all its descendants, in bytes."""
-    total = 0
+    return sum(_rss(p) for p in _tree(pid, include_root=True))
+
+
+def _sample_tree(pid: int) -> tuple[int, dict[int, float]]:
+    """One walk of the tree: its total RSS, and the CPU so far of each descendant."""
+    rss, cpu = 0, {}
     for p in _tree(pid, include_root=True):
-        try:
-            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * _PAGE
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+        rss += _rss(p)
+        if p != pid:
+            try:
+                cpu[p] = process_cpu_seconds(p)
+            except (OSError, IndexError, ValueError):
+                continue
+    return rss, cpu
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -123,8 +137,9 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss(proc.pid))
-            for pid, cpu_so_far in descendant_cpu(proc.pid).items():
+            rss, cpu = _sample_tree(proc.pid)
+            peak = max(peak, rss)
+            for pid, cpu_so_far in cpu.items():
                 descendants[pid] = max(descendants.get(pid, 0.0), cpu_so_far)
             done.wait(sample_interval)
 
