@@ -98,7 +98,16 @@ class SendRate:
     send rate at half of what was being sent, and the cap then grows with the square of
     the time since that cut (x2 after 1 s, x10 after 3 s, as CUBIC probes for bandwidth),
     so that a lifted throttle is found again in seconds, until the cap is far above
-    anything sent and is dropped. Each new throttling episode cuts it again.
+    anything sent and is dropped.
+
+    A throttling episode is told apart by *when the refused request was sent*, not by
+    the clock: every cut starts a new epoch, and only a 429 for a request sent in the
+    current epoch (at the cap now in force) cuts again. Requests already in flight at a
+    cut were sent at the old rate, so their 429s say nothing new; one refused request
+    sent at the new cap proves it is still too high, and halving again at once finds the
+    service's rate in a few requests rather than a few cooldown periods. That makes the
+    number of 429s a run draws depend on the requests it sends, not on how busy the
+    machine is. A 429 whose send epoch is unknown falls back to a time cooldown.
     """
 
     MIN_RATE = 1.0
@@ -116,6 +125,7 @@ class SendRate:
         self._window_start = clock()
         self._window_sent = 0
         self._measured = 0.0
+        self._epoch = 0
 
     @property
     def rate(self) -> float | None:
@@ -129,11 +139,12 @@ class SendRate:
             return None
         return cap
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> int:
         """Wait for this request's turn (no wait while no cap is in force).
 
         A token bucket re-read on every wake-up: when the cap grows, waiting requests
         speed up with it instead of keeping turns booked at the old, lower rate.
+        Returns the epoch the request is sent in, for :meth:`on_throttle`.
         """
         while (cap := self.rate) is not None:
             now = self._clock()
@@ -150,6 +161,7 @@ class SendRate:
         if elapsed >= 0.25:
             self._measured = self._window_sent / elapsed
             self._window_start, self._window_sent = now, 0
+        return self._epoch
 
     def _sending(self, now: float) -> float:
         """Requests per second sent lately: the last full window or the current one."""
@@ -157,15 +169,20 @@ class SendRate:
         partial = self._window_sent / max(elapsed, 0.05)
         return max(self._measured, partial)
 
-    def on_throttle(self) -> None:
+    def on_throttle(self, sent_epoch: int | None = None) -> None:
+        """A request sent in epoch ``sent_epoch`` (from :meth:`acquire`) was refused."""
         now = self._clock()
-        if now - self._last_cut < self._cooldown:
-            return  # one cut per throttling episode
+        if sent_epoch is not None:
+            if sent_epoch < self._epoch:
+                return  # sent before the latest cut: the same throttling episode
+        elif now - self._last_cut < self._cooldown:
+            return
         cap = self.rate
         sending = self._sending(now) or cap or self.MIN_RATE
         base = sending if cap is None else min(cap, sending)
         self._cut_rate = max(self.MIN_RATE, 0.5 * base)
         self._last_cut = now
+        self._epoch += 1
         self._tokens, self._filled = 0.0, now
         self.lowest = self._cut_rate if self.lowest is None else min(self.lowest,
                                                                      self._cut_rate)
@@ -196,24 +213,24 @@ class Retrier:
         attempt = 0
         while True:
             attempt += 1
-            await self.rate.acquire()
+            epoch = await self.rate.acquire()
             try:
                 if self.limiter is None:
                     result = await op()
                 else:
-                    result = await self._limited(op, attempt, what)
+                    result = await self._limited(op, attempt, what, epoch)
                     if result is _THROTTLED:
                         continue
                     self.limiter.on_success()
             except Exception as exc:
-                delay = self._retry_delay(exc, attempt, what)
+                delay = self._retry_delay(exc, attempt, what, epoch)
             else:
                 self.budget.success()
                 return result  # type: ignore[return-value]
             await anyio.sleep(delay)
 
     async def _limited(self, op: Callable[[], Awaitable[T]], attempt: int,
-                       what: str) -> T | object:
+                       what: str, epoch: int) -> T | object:
         """One attempt inside the limiter; a throttled attempt backs off *holding its slot*.
 
         Waiting inside the slot makes the limit bound the requests in flight and those
@@ -227,12 +244,15 @@ class Retrier:
             except Exception as exc:
                 if aws.classify(exc) != "throttle":
                     raise
-                delay = self._retry_delay(exc, attempt, what)
+                delay = self._retry_delay(exc, attempt, what, epoch)
                 await anyio.sleep(delay)
                 return _THROTTLED
 
-    def _retry_delay(self, exc: Exception, attempt: int, what: str) -> float:
-        """Seconds to wait before re-sending; raises the translated error to give up."""
+    def _retry_delay(self, exc: Exception, attempt: int, what: str, epoch: int) -> float:
+        """Seconds to wait before re-sending; raises the translated error to give up.
+
+        ``epoch`` is the send rate's epoch the failed attempt was sent in.
+        """
         if isinstance(exc, HiAsyncError):
             raise exc
         kind = aws.classify(exc)
@@ -241,7 +261,7 @@ class Retrier:
             raise aws.translate(exc, what, self.settings) from exc
         if kind == "throttle":
             self.throttled += 1
-            self.rate.on_throttle()
+            self.rate.on_throttle(epoch)
             if self.limiter is not None:
                 self.limiter.on_throttle()
         self.by_kind[_cause(exc, kind)] += 1

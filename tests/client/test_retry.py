@@ -149,3 +149,30 @@ def test_send_rate_regrows_with_the_square_of_time_and_cuts_once_per_episode() -
     assert rate.rate == pytest.approx(10 * first)
     clock.now += 1000.0  # far above anything sent: the cap is dropped
     assert rate.rate is None
+
+
+async def test_a_429_cuts_again_only_for_a_request_sent_at_the_cap_now_in_force() -> None:
+    from hi_async.retry import SendRate
+
+    clock = _Clock()
+    rate = SendRate(clock=clock)
+    for _ in range(100):  # 200 requests/s measured
+        sent_before = await rate.acquire()
+        clock.now += 0.005
+    rate.on_throttle(sent_before)
+    first = rate.rate
+    assert first == pytest.approx(100, rel=0.05)
+    # Requests still in flight from before the cut are refused too: no second cut, at any
+    # time after it (episodes are told apart by send epoch, not by a cooldown).
+    clock.now += 5.0
+    rate.on_throttle(sent_before)
+    assert rate.lowest == pytest.approx(first)
+    # One request sent at the new cap and refused: halve again at once.
+    clock.now += 0.001
+    sent_after = await rate.acquire()
+    assert sent_after > sent_before
+    rate.on_throttle(sent_after)
+    second = rate.lowest
+    assert second is not None and second <= first / 2
+    rate.on_throttle(sent_after)  # the same epoch is now old: no third cut
+    assert rate.lowest == second
