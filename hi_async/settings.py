@@ -20,6 +20,20 @@ FrameClientKind = Literal["lean", "sdk"]
 METADATA_MAX_BYTES = 50 * 1024 * 1024
 
 
+def configured_endpoint_url(service: str) -> str | None:
+    """The endpoint botocore takes for ``service`` from its own environment variables.
+
+    ``AWS_ENDPOINT_URL_<SERVICE>`` (e.g. ``AWS_ENDPOINT_URL_MEDICAL_IMAGING``), else
+    ``AWS_ENDPOINT_URL``; none when ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is true. Such
+    an endpoint is as custom as ``--endpoint-url``: botocore would still prepend the
+    data-plane host prefix (``runtime-``) to it, so callers must turn that off.
+    """
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return None
+    own = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_").replace(" ", "_")
+    return os.environ.get(own) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
 def _default_decoders() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -128,9 +142,8 @@ class Settings:
             env["uvloop"] = uv.strip().lower() not in ("0", "false", "no", "off")
         # botocore's own endpoint variables count as a custom endpoint too (so that no
         # host prefix is added to it); hi_async's wins over them.
-        for var in ("AWS_ENDPOINT_URL_MEDICAL_IMAGING", "AWS_ENDPOINT_URL",
-                    "HI_ASYNC_ENDPOINT_URL"):
-            if endpoint := os.environ.get(var):
-                env["endpoint_url"] = endpoint
+        if endpoint := (os.environ.get("HI_ASYNC_ENDPOINT_URL")
+                        or configured_endpoint_url("medical-imaging")):
+            env["endpoint_url"] = endpoint
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)  # type: ignore[arg-type]

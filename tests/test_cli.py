@@ -53,6 +53,26 @@ def test_a_malformed_numeric_environment_variable_is_a_usage_error(
         Settings.from_env()
 
 
+@pytest.mark.parametrize("env, expected", [
+    ({}, None),
+    ({"AWS_ENDPOINT_URL": "http://all:1"}, "http://all:1"),
+    ({"AWS_ENDPOINT_URL": "http://all:1", "AWS_ENDPOINT_URL_MEDICAL_IMAGING": "http://mi:2"},
+     "http://mi:2"),
+    ({"AWS_ENDPOINT_URL_S3": "http://s3:3"}, None),
+    ({"AWS_ENDPOINT_URL": "http://all:1", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}, None),
+    ({"AWS_ENDPOINT_URL": "http://all:1", "HI_ASYNC_ENDPOINT_URL": "http://own:4"},
+     "http://own:4"),
+])
+def test_botocores_endpoint_variables_make_a_custom_endpoint_as_botocore_reads_them(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str | None) -> None:
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_MEDICAL_IMAGING", "AWS_ENDPOINT_URL_S3",
+                "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "HI_ASYNC_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert Settings.from_env().endpoint_url == expected
+
+
 def test_an_unknown_profile_is_a_clear_configuration_error(tmp_path) -> None:
     import os
 

@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import aws
+from ..settings import configured_endpoint_url
 
 T = TypeVar("T")
 
@@ -80,13 +81,18 @@ class Clients:
             inject_host_prefix=not ep.is_local,
             s3={"addressing_style": "path"} if ep.is_local else None,
         )
+        if configured_endpoint_url("medical-imaging"):
+            # An endpoint from AWS_ENDPOINT_URL[_MEDICAL_IMAGING] is a custom one too.
+            mi_config = config.merge(Config(inject_host_prefix=False))
+        else:
+            mi_config = config
         try:
             self.s3 = await self._stack.enter_async_context(
                 session.client("s3", config=config, **kwargs))
             self.cfn = await self._stack.enter_async_context(
                 session.client("cloudformation", config=config, **kwargs))
             self.mi = await self._stack.enter_async_context(
-                session.client("medical-imaging", config=config, **kwargs))
+                session.client("medical-imaging", config=mi_config, **kwargs))
         except BaseException:
             await self._stack.aclose()
             raise

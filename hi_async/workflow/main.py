@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EndpointUnreachable, HiAsyncError, NotFound, UsageError
-from ..settings import Settings
+from ..settings import Settings, configured_endpoint_url
 from .cleanup import cleanup
 from .clients import Clients, Endpoint
 from .plan import Plan
@@ -86,8 +86,12 @@ async def run_workflow(plan: Plan, settings: Settings, say: Say = print) -> Outc
         if data_dir is None:
             endpoint = Endpoint(plan.region, plan.endpoint_url, plan.profile)
             keys = local_keys if endpoint.is_local and not plan.profile else {}
+            # On AWS the downloader goes where botocore's clients go: an endpoint set in
+            # AWS_ENDPOINT_URL[_MEDICAL_IMAGING] (a VPC endpoint, a proxy) included.
+            download_url = plan.endpoint_url or (configured_endpoint_url("medical-imaging")
+                                                 if plan.aws else None)
             return await run_on(plan, endpoint, state_file,
-                                settings.replace(endpoint_url=plan.endpoint_url,
+                                settings.replace(endpoint_url=download_url,
                                                  region=plan.region, profile=plan.profile,
                                                  **keys), say)
         say(f"starting the local stack (data in {data_dir}) ...")
