@@ -5,8 +5,8 @@ the aiohttp request, so slow moto calls never block the event loop. moto keeps i
 in its usual process-global backends (account 123456789012 by default), which is what
 lets the import job runner read input objects from moto's S3 in-process.
 
-moto's state lives in memory only: it does not survive a restart of the local stack,
-even with ``--data-dir`` (only the HealthImaging state does).
+moto's state lives in memory; a stack that owns its process saves it to ``--data-dir``
+when it stops and loads it when it starts again (:mod:`.moto_state`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ then announce the URL) and the same clean shutdown.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import anyio
 from aiohttp import web
 
+from . import moto_state
 from .config import StackConfig
 from .server import LocalServer, warn_if_exposed
 
@@ -29,8 +31,12 @@ def new_event_loop_factory() -> Callable[[], object] | None:
 
 
 async def run_stack(config: StackConfig, announce: Callable[[str, LocalServer], None],
-                    stop: anyio.Event) -> None:
-    """Serve until ``stop`` is set; ``announce(url, server)`` once ready."""
+                    stop: anyio.Event, *, owns_process: bool = False) -> None:
+    """Serve until ``stop`` is set; ``announce(url, server)`` once ready.
+
+    ``owns_process``: nothing else in this process uses moto, so moto's state can be
+    loaded from and saved to ``config.data_dir`` (see :mod:`.moto_state`).
+    """
     warn_if_exposed(config.host)
     temp = None
     if config.data_dir is None:
@@ -39,6 +45,9 @@ async def run_stack(config: StackConfig, announce: Callable[[str, LocalServer], 
     else:
         data_dir = Path(config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+    persist_moto = owns_process and temp is None
+    if persist_moto:
+        await anyio.to_thread.run_sync(moto_state.load, data_dir)
     server: LocalServer | None = None
     try:
         async with anyio.create_task_group() as tg:
@@ -62,5 +71,13 @@ async def run_stack(config: StackConfig, announce: Callable[[str, LocalServer], 
     finally:
         if server is not None:
             server.close()
+        if persist_moto and server is not None:
+            # After the runner's cleanup and the server's close: no request is changing
+            # moto's state any more.
+            try:
+                moto_state.save(data_dir)
+            except Exception as exc:  # the HealthImaging state is safe on disk already
+                print(f"warning: could not save S3, IAM and CloudFormation state to "
+                      f"{data_dir}: {exc}", file=sys.stderr, flush=True)
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)

@@ -25,8 +25,9 @@ has been checked. For example::
     HI_ASYNC_LOCAL_CREDENTIALS=AKIDFULL:s3cret,AKIDNOFRAMES:s3cret:deny=GetImageFrame
 
 Persistence: with ``--data-dir`` the HealthImaging state (data stores, image sets and
-their versions, metadata, frames, jobs, tags) survives a restart on the same directory.
-moto's S3, IAM, STS and CloudFormation state is in memory only and does not.
+their versions, metadata, frames, jobs, tags) survives a restart on the same directory,
+and so does moto's S3, IAM, STS and CloudFormation state, saved when the stack stops
+cleanly (Ctrl-C or SIGTERM; see :mod:`.moto_state`).
 """
 
 from __future__ import annotations
@@ -136,4 +137,4 @@ async def _serve(config: StackConfig) -> None:
         sys.stdout.write(f"{URL_LINE_PREFIX}{url}\n")
         sys.stdout.flush()
 
-    await run_stack(config, announce, stop)
+    await run_stack(config, announce, stop, owns_process=True)

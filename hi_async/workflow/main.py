@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EndpointUnreachable, HiAsyncError, NotFound, UsageError
+from ..local.moto_state import STATE_FILE as MOTO_STATE_FILE
 from ..settings import Settings, configured_endpoint_url
 from .cleanup import cleanup
 from .clients import Clients, Endpoint
@@ -141,8 +142,11 @@ async def run_cleanup(out_dir: Path, say: Say = print) -> RunState:
             raise NotFound(f"the local stack's data folder {data_dir} is gone",
                            hint="nothing of that run can remain; delete the state file")
         say(f"starting the local stack again on {data_dir} ...")
-        say("  (its S3 buckets, IAM role and stack lived in the stopped stack process and "
-            "are gone with it; the HealthImaging data is kept on disk and is removed now)")
+        if not (data_dir / MOTO_STATE_FILE).is_file():
+            # Saved at a clean stop only: a killed stack took them with it.
+            say("  (its S3 buckets, IAM role and stack were not saved when its process "
+                "ended and are gone; the HealthImaging data is kept on disk and is removed "
+                "now)")
         async with embedded_endpoint(data_dir, state.region) as endpoint:
             state_file.update(endpoint_url=endpoint.endpoint_url)
             async with Clients(endpoint) as clients:

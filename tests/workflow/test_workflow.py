@@ -160,7 +160,8 @@ def test_cleanup_of_a_stack_that_no_longer_answers_says_so(
 
 
 @pytest.mark.slow
-def test_embedded_stack_run_kept_then_cleaned_up_from_its_data_folder(tmp_path: Path) -> None:
+def test_embedded_stack_run_kept_then_cleaned_up_from_its_data_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # The default mode: the CLI starts its own stack process with state under --out.
     assert main(["run", "--study", "ct-chest", "--yes", "--quiet", "--keep",
                  "--out", str(tmp_path)]) == 0
@@ -169,8 +170,16 @@ def test_embedded_stack_run_kept_then_cleaned_up_from_its_data_folder(tmp_path: 
     data_dir = Path(state.local_data_dir or "")
     assert data_dir.is_dir() and data_dir.is_relative_to(tmp_path)
     assert len(_index(tmp_path / "ct-chest")) == 2
+    capsys.readouterr()
 
+    # The stack process saved moto's state when it stopped: cleanup finds the buckets
+    # (with the copied study and the import output in them) and the stack, and deletes them.
     assert main(["cleanup", "--out", str(tmp_path), "--yes"]) == 0
+    said = capsys.readouterr().out
+    assert f"deleted stack {state.stack_name}" in said, said
+    for bucket in state.buckets:
+        assert f"emptied s3://{bucket} (" in said and f"s3://{bucket} (0 object" not in said
+    assert "were not saved" not in said
     assert StateFile.load(tmp_path).state.phase == "cleaned"
     assert not data_dir.exists()
     assert main(["cleanup", "--out", str(tmp_path), "--yes"]) == 0  # nothing left: a no-op
