@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import botocore.exceptions as bx
@@ -222,15 +223,24 @@ def translate(exc: BaseException, what: str, settings: Settings | None = None) -
         return ServiceError(f"the service failed to {what}: {code or status} {message}",
                             hint="try again later; transient errors were already retried")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
-        endpoint = settings.endpoint_url if settings and settings.endpoint_url else "AWS"
         return EndpointUnreachable(
-            f"the endpoint {endpoint} does not answer (while trying to {what})",
+            f"the endpoint {_endpoint_of(exc, settings)} does not answer "
+            f"(while trying to {what})",
             hint="check --endpoint-url and the network; for the local stack, start it with "
             "'python -m hi_async local serve'",
         )
     kind = type(exc).__name__
     return ServiceError(f"connection failed while trying to {what} ({kind})",
                         hint="the network is unreliable; transient errors were already retried")
+
+
+def _endpoint_of(exc: Exception, settings: Settings | None) -> str:
+    """The endpoint a connection failed to: botocore's URL (scheme and host) if it says."""
+    url = (getattr(exc, "kwargs", None) or {}).get("endpoint_url")
+    if isinstance(url, str) and "://" in url:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
+    return settings.endpoint_url if settings and settings.endpoint_url else "AWS"
 
 
 def is_fatal_for_run(error: HiAsyncError) -> bool:

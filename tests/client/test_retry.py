@@ -176,3 +176,22 @@ async def test_a_429_cuts_again_only_for_a_request_sent_at_the_cap_now_in_force(
     assert second is not None and second <= first / 2
     rate.on_throttle(sent_after)  # the same epoch is now old: no third cut
     assert rate.lowest == second
+
+
+def test_an_unreachable_endpoint_is_named_by_the_host_botocore_tried() -> None:
+    import botocore.exceptions as bx
+
+    from hi_async import aws
+    from hi_async.errors import EndpointUnreachable
+
+    tried = "https://runtime-medical-imaging.eu-west-1.amazonaws.com/datastore/d/imageSet/i/x"
+    err = aws.translate(bx.EndpointConnectionError(endpoint_url=tried), "get a frame",
+                        Settings())
+    assert isinstance(err, EndpointUnreachable)
+    assert "https://runtime-medical-imaging.eu-west-1.amazonaws.com does not answer" in str(
+        err.message)
+    assert "/datastore/" not in err.message
+    # Without a URL in the error: the configured endpoint, else AWS.
+    bare = aws.translate(bx.ConnectTimeoutError(endpoint_url=""), "get a frame",
+                         Settings(endpoint_url="http://127.0.0.1:9"))
+    assert "http://127.0.0.1:9 does not answer" in bare.message
