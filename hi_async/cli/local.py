@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--corrupt-rate", type=float, default=0.0,
                        help="share of frame bodies with flipped bytes")
     serve.add_argument("--fault-seed", type=int, default=None, help="seed for injected faults")
+    serve.add_argument("--datastore-delay", type=float, default=None, metavar="SECONDS",
+                       help="time a data store stays CREATING or DELETING (default 0.3)")
+    serve.add_argument("--lock-delay", type=float, default=None, metavar="SECONDS",
+                       help="time an image set stays LOCKED after an update, copy or delete "
+                       "(default 0)")
     serve.add_argument("--import-max-bytes", type=int, default=None, metavar="N",
                        help="input limit per import job (default 10 GiB, the service's)")
     serve.add_argument("--verify-signatures", action="store_true",

@@ -12,7 +12,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .apierrors import ConflictException, ValidationException
-from .backend_imagesets import _frame_ids, _merge, _remove
+from .backend_imagesets import _frame_ids, _merge
+from .metadata_updates import apply_updates, parse_document
 from .models import ImageSet, ImageSetVersion
 
 if TYPE_CHECKING:
@@ -53,26 +54,24 @@ class VersionRules:
                 doc = json.loads(gzip.decompress(self.metadata_gz(datastore_id, image_set_id,
                                                                    str(revert))))
             else:
-                doc = self.metadata_doc(datastore_id, image_set_id)
-                dicom = updates.get("DICOMUpdates") or {}
-                for key, apply in (("removableAttributes", _remove),
-                                   ("updatableAttributes", _merge)):
-                    raw = dicom.get(key)
-                    if raw is None:
-                        continue
-                    try:
-                        spec = json.loads(raw)
-                    except ValueError as exc:
-                        raise ValidationException(f"{key} is not valid JSON: {exc}") from exc
-                    if not isinstance(spec, dict):
-                        raise ValidationException(f"{key} must be a JSON object")
-                    spec.pop("SchemaVersion", None)
-                    apply(doc, spec)
+                doc = self._updated_doc(iset, dicom_updates, force=force)
             v = self._new_version(iset, doc, workflow="UPDATED", locked_as="UPDATING",
                                   forced=True if force else None)
             props = self.image_set_properties(iset, v)
             props["latestVersionId"] = props.pop("versionId")
             return props
+
+    def _updated_doc(self: Backend, iset: ImageSet, dicom_updates: dict[str, Any], *,
+                     force: bool) -> dict[str, Any]:
+        """The latest metadata with the DICOMUpdates applied, under the service's rules
+        (:mod:`.metadata_updates`)."""
+        docs = {key: parse_document(key, raw) for key in ("removableAttributes",
+                                                           "updatableAttributes")
+                if (raw := dicom_updates.get(key)) is not None}
+        doc = self.metadata_doc(iset.datastore_id, iset.image_set_id)
+        return apply_updates(doc, docs.get("removableAttributes"),
+                             docs.get("updatableAttributes"), force=force,
+                             primary=iset.latest.is_primary)
 
     def copy_image_set(self: Backend, datastore_id: str, source_id: str, info: dict[str, Any], *,
                        force: bool = False, promote_to_primary: bool = False) -> dict[str, Any]:

@@ -7,6 +7,7 @@ the command line, in ``POST /_hi_async/faults`` and in :class:`Knobs` keyword ar
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,17 @@ from .ids import ACCOUNT_ID
 
 #: Seconds a data store spends CREATING (and DELETING) before it settles.
 DEFAULT_DATASTORE_DELAY = 0.3
+#: Seconds an image set stays LOCKED after an update, copy or delete before it settles.
+DEFAULT_LOCK_DELAY = 0.0
+
+
+def check_delay(name: str, value: object) -> float:
+    """``value`` as a number of seconds; ValueError unless it is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds, 0 or more, got {value}")
+    return float(value)
 
 
 @dataclass(slots=True)
@@ -75,9 +87,14 @@ class StackConfig:
     #: (a stand-in for an IAM policy), used only with ``verify_signatures``.
     denied: dict[str, frozenset[str]] = field(default_factory=dict)
     datastore_delay: float = DEFAULT_DATASTORE_DELAY
+    lock_delay: float = DEFAULT_LOCK_DELAY
     account_id: str = ACCOUNT_ID
     #: An import job's input limit (the service's is 10 GB and cannot be raised); lower it
     #: to see how a job over the limit fails without uploading 10 GB.
     import_max_bytes: int = IMPORT_MAX_BYTES
     #: Bytes of frame data kept in memory to spare a file read per GetImageFrame.
     frame_cache_bytes: int = 256 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        self.datastore_delay = check_delay("datastore_delay", self.datastore_delay)
+        self.lock_delay = check_delay("lock_delay", self.lock_delay)

@@ -24,6 +24,10 @@ has been checked. For example::
 
     HI_ASYNC_LOCAL_CREDENTIALS=AKIDFULL:s3cret,AKIDNOFRAMES:s3cret:deny=GetImageFrame
 
+State delays: ``--datastore-delay SECONDS`` (default 0.3) is how long a data store stays
+CREATING or DELETING, ``--lock-delay SECONDS`` (default 0) how long an image set stays
+LOCKED after an update, copy or delete; both must be finite and not negative (else exit 2).
+
 Persistence: with ``--data-dir`` the HealthImaging state (data stores, image sets and
 their versions, metadata, frames, jobs, tags) survives a restart on the same directory,
 and so does moto's S3, IAM, STS and CloudFormation state, saved when the stack stops
@@ -44,7 +48,14 @@ import anyio
 
 from ..errors import ConfigurationError
 from . import wire
-from .config import IMPORT_MAX_BYTES, Knobs, StackConfig
+from .config import (
+    DEFAULT_DATASTORE_DELAY,
+    DEFAULT_LOCK_DELAY,
+    IMPORT_MAX_BYTES,
+    Knobs,
+    StackConfig,
+    check_delay,
+)
 from .runtime import new_event_loop_factory, run_stack
 
 URL_LINE_PREFIX = "hi_async local stack listening on "
@@ -100,6 +111,17 @@ def format_credentials(secrets: dict[str, str], denied: dict[str, frozenset[str]
         for key, secret in secrets.items())
 
 
+def _delay_from_args(args: argparse.Namespace, name: str, default: float) -> float:
+    value = getattr(args, name, None)
+    if value is None:
+        return default
+    try:
+        return check_delay(f"--{name.replace('_', '-')}", value)
+    except ValueError as exc:
+        raise ConfigurationError(
+            str(exc), hint="give the seconds the state takes to settle, e.g. 0.5") from exc
+
+
 def config_from_args(args: argparse.Namespace) -> StackConfig:
     credentials, denied = credentials_from_env(os.environ.get(CREDENTIALS_ENV))
     knobs = Knobs().updated({
@@ -112,6 +134,8 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         data_dir=Path(args.data_dir) if args.data_dir else None, knobs=knobs,
         verify_signatures=bool(getattr(args, "verify_signatures", False)),
         credentials=credentials, denied=denied,
+        datastore_delay=_delay_from_args(args, "datastore_delay", DEFAULT_DATASTORE_DELAY),
+        lock_delay=_delay_from_args(args, "lock_delay", DEFAULT_LOCK_DELAY),
         import_max_bytes=getattr(args, "import_max_bytes", None) or IMPORT_MAX_BYTES)
 
 

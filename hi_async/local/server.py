@@ -83,6 +83,7 @@ class LocalServer:
         self.data_dir = data_dir
         self.tg = task_group
         self.registry = Registry(data_dir / "healthimaging", datastore_delay=config.datastore_delay,
+                                 lock_delay=config.lock_delay,
                                  frame_cache_bytes=config.frame_cache_bytes)
         self.realism = Realism(config.knobs)
         self.requests: Counter[tuple[str, int]] = Counter()

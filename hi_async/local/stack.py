@@ -26,7 +26,13 @@ import anyio
 
 from ..errors import WorkflowError
 from .backend import Backend
-from .config import DEFAULT_DATASTORE_DELAY, IMPORT_MAX_BYTES, Knobs, StackConfig
+from .config import (
+    DEFAULT_DATASTORE_DELAY,
+    DEFAULT_LOCK_DELAY,
+    IMPORT_MAX_BYTES,
+    Knobs,
+    StackConfig,
+)
 from .ids import ACCOUNT_ID, DEFAULT_REGION
 from .runtime import new_event_loop_factory, run_stack
 from .serve import CREDENTIALS_ENV, URL_LINE_PREFIX, format_credentials
@@ -44,6 +50,7 @@ class LocalStack:
                  credentials: dict[str, str] | None = None,
                  denied: dict[str, frozenset[str]] | None = None,
                  datastore_delay: float = DEFAULT_DATASTORE_DELAY,
+                 lock_delay: float = DEFAULT_LOCK_DELAY,
                  import_max_bytes: int = IMPORT_MAX_BYTES) -> None:
         if isinstance(knobs, dict):
             knobs = Knobs().updated(knobs)
@@ -53,7 +60,7 @@ class LocalStack:
                                   knobs=knobs or Knobs(), verify_signatures=verify_signatures,
                                   credentials=credentials or {"test": "test"},
                                   denied=dict(denied or {}),
-                                  datastore_delay=datastore_delay,
+                                  datastore_delay=datastore_delay, lock_delay=lock_delay,
                                   import_max_bytes=import_max_bytes)
         self.url = ""
         self.server: LocalServer | None = None
@@ -142,6 +149,10 @@ class LocalStack:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
         if c.verify_signatures:
             cmd.append("--verify-signatures")
+        if c.datastore_delay != DEFAULT_DATASTORE_DELAY:
+            cmd += ["--datastore-delay", repr(c.datastore_delay)]
+        if c.lock_delay != DEFAULT_LOCK_DELAY:
+            cmd += ["--lock-delay", repr(c.lock_delay)]
         if c.import_max_bytes != IMPORT_MAX_BYTES:
             cmd += ["--import-max-bytes", str(c.import_max_bytes)]
         env = dict(os.environ)

@@ -161,8 +161,9 @@ def test_frame_errors(mi, backend):
 def test_update_metadata_makes_versions_and_checks_latest(mi, backend):
     seeded = seed_image_set(backend, instances=2)
     base = {"datastoreId": seeded.datastore_id, "imageSetId": seeded.image_set_id}
+    # Study level: the Patient and Series levels of a primary image set are not updatable.
     updates = {"DICOMUpdates": {"updatableAttributes": json.dumps(
-        {"SchemaVersion": 1.1, "Patient": {"DICOM": {"PatientName": "Renamed^Pat"}}}).encode()}}
+        {"SchemaVersion": 1.1, "Study": {"DICOM": {"StudyDescription": "Renamed"}}}).encode()}}
     out = mi.update_image_set_metadata(**base, latestVersionId="1",
                                        updateImageSetMetadataUpdates=updates)
     assert out["latestVersionId"] == "2"
@@ -172,9 +173,9 @@ def test_update_metadata_makes_versions_and_checks_latest(mi, backend):
                                      updateImageSetMetadataUpdates=updates)
     assert code(e) == ("ConflictException", 409)
     doc = latest_doc(mi, base)
-    assert doc["Patient"]["DICOM"]["PatientName"] == "Renamed^Pat"
+    assert doc["Study"]["DICOM"]["StudyDescription"] == "Renamed"
     old = mi.get_image_set_metadata(**base, versionId="1")["imageSetMetadataBlob"].read()
-    assert json.loads(gzip.decompress(old))["Patient"]["DICOM"]["PatientName"] == "Doe^P1"
+    assert "StudyDescription" not in json.loads(gzip.decompress(old))["Study"]["DICOM"]
     removal = {"DICOMUpdates": {"removableAttributes": json.dumps(
         {"Study": {"DICOM": {"AccessionNumber": "ACC1"}}}).encode()}}
     mi.update_image_set_metadata(**base, latestVersionId="2", updateImageSetMetadataUpdates=removal)
