@@ -42,21 +42,40 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ask_study() -> list[str]:
+    """Offer the seed studies as a numbered menu; ask again until the answer is one of them.
+
+    End of input (Ctrl-D) at the prompt is a usage error: the run cannot go on without a
+    study, and the hint names the flags that avoid the question.
+    """
+    from ..workflow.plan import DEFAULT_STUDY, SEED_STUDIES
+
     print("Which study should the workflow import and download?")
     for n, name in enumerate(_MENU, 1):
-        from ..workflow.plan import SEED_STUDIES
-
         s = SEED_STUDIES[name]
         print(f"  {n}. {name:<11} {s.description} ({s.expected_instances} instances)")
-    print("  5. all")
-    answer = input("choice [2]: ").strip() or "2"
-    if answer in ("5", "all"):
-        return ["all"]
-    if answer.isdigit() and 1 <= int(answer) <= 4:
-        return [_MENU[int(answer) - 1]]
-    if answer in _MENU:
-        return [answer]
-    raise UsageError(f"{answer!r} is not one of the choices", hint="answer 1 to 5")
+    print(f"  {len(_MENU) + 1}. all", flush=True)
+    default = str(_MENU.index(DEFAULT_STUDY) + 1)
+    while True:
+        try:
+            answer = input(f"choice [{default}]: ").strip() or default
+        except EOFError:
+            print(file=sys.stderr)  # the prompt left the cursor on its line
+            raise UsageError("no study was chosen at the prompt",
+                             hint=f"pass --study NAME, or --yes for the default "
+                             f"({DEFAULT_STUDY})") from None
+        chosen = _menu_choice(answer.lower())
+        if chosen is not None:
+            return [chosen]
+        print(f"{answer!r} is not one of the choices: answer 1 to {len(_MENU) + 1}, "
+              f"or a name ({', '.join(_MENU)}, all)", file=sys.stderr, flush=True)
+
+
+def _menu_choice(answer: str) -> str | None:
+    """The study an answer to the menu names (by number or by name), or None."""
+    choices = (*_MENU, "all")
+    if answer.isdecimal() and 1 <= int(answer) <= len(choices):
+        return choices[int(answer) - 1]
+    return answer if answer in choices else None
 
 
 def _aws_region(args: argparse.Namespace) -> str:
@@ -95,7 +114,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.aws and args.endpoint_url:
         raise UsageError("--aws and --endpoint-url exclude each other")
     names = args.study
-    if names is None and not args.yes and not args.dry_run and sys.stdin.isatty():
+    # A dry run asks too, so that it shows the plan of the run it stands for.
+    if names is None and not args.yes and sys.stdin.isatty():
         names = _ask_study()
     studies = resolve_studies(names)
     region = _aws_region(args) if args.aws else (args.region or "us-east-1")
