@@ -30,7 +30,14 @@ def _cleanup(args: argparse.Namespace) -> int:
     state = StateFile.load(out).state
     if state.phase != "cleaned" and not args.yes and sys.stdin.isatty():
         print("This removes:\n" + "\n".join(state.describe()))
-        if input("proceed? [y/N] ").strip().lower() not in ("y", "yes"):
+        try:
+            answer = input("proceed? [y/N] ")
+        except EOFError:  # Ctrl-D: as good as no
+            print()
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not confirmed: nothing was removed (--yes skips the question)",
+                  file=sys.stderr)
             return 1
     anyio.run(run_cleanup, out, lambda msg: print(msg))
     print(f"run {state.run_id}: cleaned up")
