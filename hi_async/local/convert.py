@@ -25,6 +25,10 @@ libjpeg-turbo instead (see ``_fallback_frames``).
 Binary segmentations (SEG, 1-bit, explicit VR little endian) are kept as imported and
 served as ``application/octet-stream``, as the reference page says the service does (see
 ``_segmentation_frames``).
+
+Non-conformances the service imports anyway (invalid UIDs, over-long values, a
+NumberOfFrames the encapsulated items contradict, a wrong offset table) travel with the
+instance as warnings; ``import_warnings.py`` finds them and says what is then stored.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 
 from .dicom_attrs import split_levels
-from .records import EncodedFrame, ParsedInstance
+from .import_warnings import check_encapsulated, metadata_warnings
+from .records import EncodedFrame, ImportWarning, ParsedInstance
 from .transcode import STORAGE_HTJ2K, as_is_frame, lossless_frame, stored_lossless_syntax
 
 #: Syntaxes the service transcodes to HTJ2K lossless RPCL (reference page, "Import").
@@ -63,6 +68,12 @@ TRANSCODED_SYNTAXES = frozenset({
     "1.2.840.10008.1.2.4.93",  # JPEG 2000 part 2
     "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
     "1.2.840.10008.1.2.4.202",  # HTJ2K lossless RPCL
+})
+
+#: Transcoded syntaxes whose pixel data is not encapsulated (no items, no offset tables).
+NATIVE_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.1.99",
 })
 
 #: Syntaxes stored as imported, with the content type GetImageFrame answers.
@@ -153,18 +164,12 @@ def _convert(input_file: str, data: bytes, storage_format: str) -> ParsedInstanc
     for keyword in _REQUIRED_UIDS:
         if not ds.get(keyword):
             raise _Refused(f"DICOM attribute {keyword} does not exist")
-    if is_binary_segmentation(ds, ts):
-        frames = tuple(_segmentation_frames(ds))
-        stored_ts = ts
-    elif ts in TRANSCODED_SYNTAXES:
-        frames = tuple(_transcoded_frames(ds, ts, storage_format))
-        stored_ts = stored_lossless_syntax(storage_format)
-    elif ts in STORED_AS_IS:
-        frames = tuple(_as_is_frames(ds, STORED_AS_IS[ts]))
-        stored_ts = ts
-    else:
+    if ts not in TRANSCODED_SYNTAXES and ts not in STORED_AS_IS:
         raise _Refused(f"transfer syntax {ts} is not supported by HealthImaging import")
+    found = metadata_warnings(ds)
+    # The attributes are read before the pixel data, which a wrong offset table changes.
     patient, study, series, instance, vrs = split_levels(ds)
+    frames, stored_ts = _pixel_frames(ds, ts, storage_format, found)
     return ParsedInstance(
         input_file=input_file,
         study_instance_uid=str(ds.StudyInstanceUID),
@@ -177,7 +182,42 @@ def _convert(input_file: str, data: bytes, storage_format: str) -> ParsedInstanc
         instance_vrs=vrs,
         stored_transfer_syntax_uid=stored_ts,
         frames=frames,
+        warnings=tuple(found),
     )
+
+
+def _pixel_frames(ds: Dataset, ts: str, storage_format: str,
+                  found: list[ImportWarning]) -> tuple[tuple[EncodedFrame, ...], str]:
+    """The frames to store and their transfer syntax (``ts`` for an instance with none)."""
+    if is_binary_segmentation(ds, ts):
+        return tuple(_segmentation_frames(ds)), ts
+    if not _frames_can_be_split(ds, ts, found):
+        return (), ts
+    if ts in TRANSCODED_SYNTAXES:
+        return (tuple(_transcoded_frames(ds, ts, storage_format)),
+                stored_lossless_syntax(storage_format))
+    return tuple(_as_is_frames(ds, STORED_AS_IS[ts])), ts
+
+
+def _frames_can_be_split(ds: Dataset, ts: str, found: list[ImportWarning]) -> bool:
+    """Check encapsulated items against NumberOfFrames; drop an offset table that is wrong.
+
+    Native pixel data has no items, and a video's fragments are one stream whatever
+    NumberOfFrames says.
+    """
+    if ts in NATIVE_SYNTAXES or STORED_AS_IS.get(ts, "").startswith(_VIDEO_PREFIX):
+        return True
+    layout = check_encapsulated(ds.PixelData, number_of_frames(ds),
+                                ds.get("ExtendedOffsetTable"),
+                                ds.get("ExtendedOffsetTableLengths"))
+    if layout.warning is not None:
+        found.append(layout.warning)
+    if layout.repaired_pixel_data is not None:
+        ds.PixelData = layout.repaired_pixel_data
+        for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+            if keyword in ds:
+                del ds[keyword]
+    return layout.frames_usable
 
 
 def number_of_frames(ds: Dataset) -> int:

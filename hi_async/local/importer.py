@@ -8,6 +8,12 @@ hands the parsed instances to the backend in batches, and writes the job output 
 the service writes: ``job-output-manifest.json``, ``SUCCESS/success.ndjson``,
 ``FAILURE/failure.ndjson`` and ``WARNING/warning.ndjson``.
 
+A file imported despite a non-conformance (see ``import_warnings.py``) is an imported
+file like any other: it has a SUCCESS record and counts in ``numberOfImportedFiles`` and
+its image set's ``numberOfMatchedSOPInstances``. It also gets a WARNING record, shaped as
+in AWS's "Understanding import jobs" example: the success record's ``importResponse``
+plus ``imageSetVersion`` and ``warnings: [{warning_reason_code, type, message}]``.
+
 Job-level errors (input bucket or prefix missing or empty, output bucket missing, more
 than 5000 files, more than 10 GB) end the job FAILED with a message; a file that cannot
 be imported only adds a FAILURE record.
@@ -34,7 +40,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .config import IMPORT_MAX_BYTES
 from .convert import ConvertFailure, convert_p10
-from .records import ParsedInstance
+from .records import ImportWarning, ParsedInstance
 from .s3_access import MotoS3, S3Object, split_s3_uri
 from .transcode import STORAGE_HTJ2K
 
@@ -57,6 +63,7 @@ class JobFailure(Exception):
 class _Outcome:
     successes: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     customer_errors: int = 0
     server_errors: int = 0
     #: image set ID → [version, isPrimary, number of instances]
@@ -226,9 +233,14 @@ class ImportRunner:
     async def _flush(self, job: JobLike, batch: list[ParsedInstance], outcome: _Outcome) -> None:
         results = await anyio.to_thread.run_sync(
             lambda: self._backend.add_instances(job.datastore_id, batch, job_id=job.job_id))
+        warned = {inst.input_file: inst.warnings for inst in batch if inst.warnings}
         for r in results:
             outcome.successes.append({"inputFile": r.input_file, "importResponse": {
                 "imageSetId": r.image_set_id, "isPrimary": r.is_primary}})
+            if r.input_file in warned:
+                outcome.warnings.append(_warning_record(r.input_file, r.image_set_id,
+                                                        r.image_set_version, r.is_primary,
+                                                        warned[r.input_file]))
             entry = outcome.image_sets.setdefault(r.image_set_id, [0, r.is_primary, 0])
             entry[0] = max(entry[0], r.image_set_version)
             entry[2] += 1
@@ -259,7 +271,7 @@ class ImportRunner:
         }
         self._s3.write(bucket, f"{prefix}SUCCESS/success.ndjson", _ndjson(outcome.successes))
         self._s3.write(bucket, f"{prefix}FAILURE/failure.ndjson", _ndjson(outcome.failures))
-        self._s3.write(bucket, f"{prefix}WARNING/warning.ndjson", b"")
+        self._s3.write(bucket, f"{prefix}WARNING/warning.ndjson", _ndjson(outcome.warnings))
         # Written last: clients poll for the manifest and then read the records.
         self._s3.write(bucket, f"{prefix}job-output-manifest.json",
                        json.dumps({"jobSummary": summary}, indent=1).encode())
@@ -268,6 +280,14 @@ class ImportRunner:
 def _failure_record(failure: ConvertFailure) -> dict[str, Any]:
     return {"inputFile": failure.input_file,
             "exception": {"exceptionType": failure.exception_type, "message": failure.message}}
+
+
+def _warning_record(input_file: str, image_set_id: str, version: int, is_primary: bool,
+                    warnings: Sequence[ImportWarning]) -> dict[str, Any]:
+    return {"inputFile": input_file, "importResponse": {
+        "imageSetId": image_set_id, "imageSetVersion": version, "isPrimary": is_primary,
+        "warnings": [{"warning_reason_code": w.code, "type": w.type, "message": w.message}
+                     for w in warnings]}}
 
 
 def _ndjson(records: Sequence[dict[str, Any]]) -> bytes:

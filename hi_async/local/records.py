@@ -26,6 +26,15 @@ class EncodedFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportWarning:
+    """One non-conformance an instance was imported with (its ``warning.ndjson`` entry)."""
+
+    code: int  # warning_reason_code, a number as in the service's records (0xB111 = 45329)
+    type: str  # e.g. "FrameNumberMismatch"
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedInstance:
     """One DICOM instance, ready to be merged into an image set."""
 
@@ -44,3 +53,5 @@ class ParsedInstance:
     instance_vrs: dict[str, str]
     stored_transfer_syntax_uid: str
     frames: tuple[EncodedFrame, ...] = field(default_factory=tuple)
+    #: What the import found wrong but imported anyway; empty for a conformant file.
+    warnings: tuple[ImportWarning, ...] = ()
