@@ -142,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     report = outcome.report
     print(report.table())
-    for line in report.failures_text():
+    for line in [*report.failures_text(), *report.warnings_text()]:
         print(line, file=sys.stderr)
     total = report.total()
     print(f"{total.verified}/{total.frames} frames verified in {report.seconds:.1f} s; "

@@ -1,8 +1,9 @@
 """Start one DICOM import job per study, wait for it, and read what it produced.
 
 The job's manifest lists the image sets; the FAILURE records say which files did not
-import and why. A job can be COMPLETED with failed files, and the manifest can appear a
-little after COMPLETED, so both are polled for.
+import and why, the WARNING records which imported with a non-conformance (their
+instances may have reduced support, e.g. no frames). A job can be COMPLETED with failed
+files, and the manifest can appear a little after COMPLETED, so both are polled for.
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ class ImportOutcome:
     scanned: int
     imported: int
     failures: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    warnings: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+
+def _records_uri(folder_or_file: str, name: str) -> str:
+    """``FAILURE/`` → ``FAILURE/failure.ndjson``; a URI of the file itself stays as is."""
+    if folder_or_file.endswith(".ndjson"):
+        return folder_or_file
+    return folder_or_file.rstrip("/") + "/" + name
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -90,7 +99,7 @@ async def read_manifest(s3: Any, job_output_uri: str, *, give_up_after: float = 
 
 
 async def run_import(mi: Any, s3: Any, datastore_id: str, job_id: str) -> ImportOutcome:
-    """Wait for ``job_id``, then read its manifest and FAILURE records."""
+    """Wait for ``job_id``, then read its manifest, FAILURE and WARNING records."""
     props = await wait_for_job(mi, datastore_id, job_id)
     if props["jobStatus"] == "FAILED":
         raise JobFailed(f"import job {job_id} failed: {props.get('message', 'no message')}",
@@ -104,10 +113,13 @@ async def run_import(mi: Any, s3: Any, datastore_id: str, job_id: str) -> Import
     failure_uri = summary.get("failureOutputS3Uri")
     if failure_uri and (summary.get("numberOfFilesWithCustomerError")
                         or summary.get("numberOfFilesWithServerError")):
-        failures = await _get_json_lines(s3, failure_uri.rstrip("/") + "/failure.ndjson"
-                                         if not failure_uri.endswith(".ndjson") else failure_uri)
+        failures = await _get_json_lines(s3, _records_uri(failure_uri, "failure.ndjson"))
+    # The manifest counts no warnings: read the file whenever the job names it.
+    warnings: list[dict[str, Any]] = []
+    if warning_uri := summary.get("warningsOutputS3Uri"):
+        warnings = await _get_json_lines(s3, _records_uri(warning_uri, "warning.ndjson"))
     return ImportOutcome(
         job_id=job_id, status=props["jobStatus"], image_set_ids=ids,
         scanned=int(summary.get("numberOfScannedFiles", 0)),
         imported=int(summary.get("numberOfImportedFiles", 0)),
-        failures=tuple(failures))
+        failures=tuple(failures), warnings=tuple(warnings))

@@ -19,6 +19,8 @@ class StudyReport:
     instances_copied: int = 0
     import_job_id: str | None = None
     import_failures: list[dict[str, Any]] = field(default_factory=list)
+    #: WARNING records: imported, but with a non-conformance (not a failure of the run).
+    import_warnings: list[dict[str, Any]] = field(default_factory=list)
     image_sets: int = 0
     frames: int = 0
     verified: int = 0
@@ -60,6 +62,7 @@ class RunReport:
             t.unverifiable += s.unverifiable
             t.bytes += s.bytes
             t.import_failures.extend(s.import_failures)
+            t.import_warnings.extend(s.import_warnings)
         return t
 
     @property
@@ -92,6 +95,19 @@ class RunReport:
                 exc = f.get("exception", {})
                 lines.append(f"{s.name}: {f.get('inputFile')} was not imported: "
                              f"{exc.get('exceptionType')}: {exc.get('message')}")
+        return lines
+
+    def warnings_text(self) -> list[str]:
+        """One line per warning of every file imported with warnings."""
+        lines = []
+        for s in self.studies:
+            for record in s.import_warnings:
+                answer = record.get("importResponse") or {}
+                for w in answer.get("warnings") or record.get("warnings") or [{}]:
+                    code = w.get("warning_reason_code")
+                    code_text = f"0x{code:04X} " if isinstance(code, int) else ""
+                    lines.append(f"{s.name}: {record.get('inputFile')} was imported with a "
+                                 f"warning: {code_text}{w.get('type')}: {w.get('message')}")
         return lines
 
     def as_json(self) -> dict[str, Any]:

@@ -84,9 +84,11 @@ async def _study_after_copy(plan: Plan, clients: Clients, state_file: StateFile,
     state_file.save()
     report.image_sets = len(outcome.image_set_ids)
     report.import_failures = list(outcome.failures)
+    report.import_warnings = list(outcome.warnings)
+    warned = f", {len(outcome.warnings)} with warnings" if outcome.warnings else ""
     say(f"[{study.name}] import {outcome.status}: {outcome.imported}/{outcome.scanned} "
         f"file(s), {len(outcome.image_set_ids)} image set(s), "
-        f"{len(outcome.failures)} failure(s)")
+        f"{len(outcome.failures)} failure(s){warned}")
 
     async def image_sets() -> AsyncIterator[ImageSetRef]:
         for image_set_id in outcome.image_set_ids:
