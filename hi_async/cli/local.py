@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--import-max-bytes", type=int, default=None, metavar="N",
                        help="input limit per import job (default 10 GiB, the service's)")
     serve.add_argument("--verify-signatures", action="store_true",
-                       help="check SigV4 signatures against the configured credentials")
+                       help="check the signatures of every request (HealthImaging, S3, IAM, "
+                       "STS, CloudFormation) against HI_ASYNC_LOCAL_CREDENTIALS")
     serve.set_defaults(handler=_serve)
 
     seed = lsub.add_parser(

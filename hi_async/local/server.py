@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import anyio
 from aiohttp import web
@@ -160,6 +161,14 @@ class LocalServer:
         service, region = scope_service(request)
         if service == "medical-imaging":
             return await self.healthimaging(request, region or "us-east-1")
+        if self.config.verify_signatures:
+            body = await request.read()  # aiohttp keeps it for the bridge to read again
+            try:
+                verify(request.method, request.raw_path, request.headers, body,
+                       self.config.credentials, s3=service in ("s3", None))
+            except ServiceError as exc:
+                self.requests[(f"{service or 'unsigned'}:refused", 403)] += 1
+                return moto_auth_error(service, exc, self._request_id())
         return await self.moto.handle(request)
 
     def _request_id(self) -> str:
@@ -282,6 +291,43 @@ class LocalServer:
             return web.json_response(self.realism.knobs.as_dict())
         return web.json_response({"message": f"no control route {method} /_hi_async/{name}"},
                                  status=404)
+
+
+#: The codes S3 and the query-protocol services (IAM, STS, CloudFormation) answer a
+#: refused signature with, by the emulator's error type.
+_S3_AUTH_CODES = {
+    "InvalidSignatureException": ("SignatureDoesNotMatch", None),
+    "UnrecognizedClientException": (
+        "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
+    "MissingAuthenticationTokenException": ("AccessDenied", "Access Denied"),
+    "AccessDeniedException": ("AccessDenied", None),
+}
+_QUERY_AUTH_CODES = {
+    "InvalidSignatureException": ("SignatureDoesNotMatch", None),
+    "UnrecognizedClientException": ("InvalidClientTokenId", None),
+    "MissingAuthenticationTokenException": (
+        "MissingAuthenticationToken", "Request is missing Authentication Token"),
+    "AccessDeniedException": ("AccessDenied", None),
+}
+
+
+def moto_auth_error(service: str | None, exc: ServiceError, request_id: str) -> web.Response:
+    """A refused signature (403) in the XML the service itself would answer with."""
+    s3 = service in ("s3", None)
+    code, message = (_S3_AUTH_CODES if s3 else _QUERY_AUTH_CODES).get(
+        exc.code, ("AccessDenied", None))
+    text = xml_escape(message or exc.message)
+    if s3:
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                f"<Error><Code>{code}</Code><Message>{text}</Message>"
+                f"<RequestId>{request_id}</RequestId></Error>")
+    else:
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+                f"<Message>{text}</Message></Error><RequestId>{request_id}</RequestId>"
+                "</ErrorResponse>")
+    return web.Response(status=403, body=body.encode(), content_type="application/xml",
+                        headers={"x-amzn-RequestId": request_id,
+                                 "x-amz-request-id": request_id})
 
 
 def warn_if_exposed(host: str) -> None:

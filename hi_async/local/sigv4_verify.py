@@ -1,9 +1,16 @@
 """SigV4 signature checking for ``--verify-signatures``, and the per-key denials after it.
 
 The canonical request is rebuilt from what arrived (method, the path as sent, the
-query, the signed headers, the body's SHA-256) exactly as botocore builds it for a
-rest-json service, and the signature recomputed with the configured secret. Neither the
-secret nor any signed header value is ever logged or echoed in an error.
+query, the signed headers, the payload hash) exactly as botocore builds it, and the
+signature recomputed with the configured secret. Neither the secret nor any signed
+header value is ever logged or echoed in an error.
+
+Two dialects: S3 signs the path exactly as sent (already URI-encoded once), every other
+service signs it URI-encoded once more. The signature comes in the Authorization header
+or, for a presigned URL, in the query (``X-Amz-Signature`` and friends, payload
+``UNSIGNED-PAYLOAD``, refused once ``X-Amz-Expires`` has passed). For S3 the payload hash
+is whatever ``X-Amz-Content-SHA256`` says (a streaming upload's chunk signatures are not
+checked; its seed signature is).
 
 :func:`authorize` then refuses the operations configured as denied for the signing key,
 in the words IAM uses, so that a client's access-denied path can be tested over the wire.
@@ -11,8 +18,11 @@ in the words IAM uses, so that a client's access-denied path can be tested over 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from .apierrors import (
@@ -43,16 +53,28 @@ def parse_authorization(header: str) -> dict[str, str]:
 
 
 def verify(method: str, raw_path: str, headers: dict[str, str] | object, body: bytes,
-           credentials: dict[str, str]) -> str:
+           credentials: dict[str, str], *, s3: bool = False,
+           now: datetime | None = None) -> str:
     """The signing access key id; raise the error AWS answers with unless the signature is right.
 
-    ``headers`` is a case-insensitive mapping (aiohttp's ``request.headers``).
+    ``headers`` is a case-insensitive mapping (aiohttp's ``request.headers``); ``s3``
+    selects S3's canonical path.
     """
     get = headers.get  # type: ignore[attr-defined]
+    path, _, query = raw_path.partition("?")
+    params = parse_qsl(query, keep_blank_values=True)
     auth = get("Authorization")
-    if not auth:
-        raise MissingAuthenticationTokenException("the request carries no signature; sign it")
-    parts = parse_authorization(auth)
+    if not auth and s3 and any(k == "Signature" for k, _ in params):
+        return _verify_s3_v2_presigned(method, path, dict(params), headers, credentials, now)
+    if auth:
+        parts = parse_authorization(auth)
+        amz_date = get("X-Amz-Date") or ""
+        payload_hash = get("X-Amz-Content-SHA256") or hashlib.sha256(body).hexdigest()
+    else:
+        parts, amz_date = _presigned(dict(params), now)
+        params = [(k, v) for k, v in params if k != "X-Amz-Signature"]
+        payload_hash = get("X-Amz-Content-SHA256") or (
+            "UNSIGNED-PAYLOAD" if s3 else hashlib.sha256(body).hexdigest())
     scope = parts["Credential"].split("/")
     if len(scope) != 5:
         raise InvalidSignatureException("the credential scope is malformed")
@@ -60,18 +82,14 @@ def verify(method: str, raw_path: str, headers: dict[str, str] | object, body: b
     secret = credentials.get(access_key)
     if secret is None:
         raise UnrecognizedClientException("The security token included in the request is invalid.")
-    path, _, query = raw_path.partition("?")
-    canonical_uri = quote(path, safe="/~")
-    pairs = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~"))
-                   for k, v in parse_qsl(query, keep_blank_values=True))
+    canonical_uri = (path or "/") if s3 else quote(path, safe="/~")
+    pairs = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in params)
     canonical_query = "&".join(f"{k}={v}" for k, v in pairs)
     signed = parts["SignedHeaders"].split(";")
     canonical_headers = "".join(
         f"{name}:{' '.join((get(name) or '').split())}\n" for name in signed)
-    payload_hash = get("X-Amz-Content-SHA256") or hashlib.sha256(body).hexdigest()
     canonical = "\n".join([method, canonical_uri, canonical_query, canonical_headers,
                            parts["SignedHeaders"], payload_hash])
-    amz_date = get("X-Amz-Date") or ""
     string_to_sign = "\n".join([
         "AWS4-HMAC-SHA256", amz_date, f"{date}/{region}/{service}/{terminator}",
         hashlib.sha256(canonical.encode()).hexdigest()])
@@ -82,6 +100,77 @@ def verify(method: str, raw_path: str, headers: dict[str, str] | object, body: b
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method.")
     return access_key
+
+
+#: Sub-resources that S3's version 2 signature covers (with the response overrides).
+_V2_SUBRESOURCES = frozenset({
+    "acl", "cors", "delete", "lifecycle", "location", "logging", "notification",
+    "partNumber", "policy", "requestPayment", "tagging", "torrent", "uploadId", "uploads",
+    "versionId", "versioning", "versions", "website", "response-cache-control",
+    "response-content-disposition", "response-content-encoding", "response-content-language",
+    "response-content-type", "response-expires"})
+
+
+def _verify_s3_v2_presigned(method: str, path: str, query: dict[str, str], headers: Any,
+                            credentials: dict[str, str], now: datetime | None) -> str:
+    """An S3 URL presigned with signature version 2 (botocore's default for presigning).
+
+    ``AWSAccessKeyId``, ``Expires`` (epoch seconds) and ``Signature`` (base64
+    HMAC-SHA1 of the verb, Content-MD5, Content-Type, Expires, the x-amz- headers and
+    the resource with its sub-resources).
+    """
+    get = headers.get
+    access_key, expires = query.get("AWSAccessKeyId"), query.get("Expires")
+    if not access_key or not expires:
+        raise MissingAuthenticationTokenException("the request carries no signature; sign it")
+    secret = credentials.get(access_key)
+    if secret is None:
+        raise UnrecognizedClientException("The security token included in the request is invalid.")
+    try:
+        deadline = datetime.fromtimestamp(int(expires), UTC)
+    except (ValueError, OverflowError):
+        raise InvalidSignatureException("Expires is malformed") from None
+    if (now or datetime.now(UTC)) > deadline:
+        raise AccessDeniedException("Request has expired")
+    amz = sorted((name.lower(), " ".join(str(value).split()))
+                 for name, value in headers.items()
+                 if name.lower().startswith("x-amz-"))
+    subresources = sorted((k, v) for k, v in query.items() if k in _V2_SUBRESOURCES)
+    resource = (path or "/") + ("?" + "&".join(k if v == "" else f"{k}={v}"
+                                               for k, v in subresources)
+                                if subresources else "")
+    string_to_sign = "\n".join([
+        method, get("Content-MD5") or "", get("Content-Type") or "", expires,
+        *(f"{name}:{value}" for name, value in amz), resource])
+    expected = base64.b64encode(
+        hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()).decode()
+    if not hmac.compare_digest(expected, query.get("Signature", "")):
+        raise InvalidSignatureException(
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your key and signing method.")
+    return access_key
+
+
+_PRESIGNED = ("X-Amz-Credential", "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Date")
+
+
+def _presigned(query: dict[str, str], now: datetime | None) -> tuple[dict[str, str], str]:
+    """The signature parts of a presigned URL's query, and its date; refuses an expired one."""
+    if query.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" or not all(
+            query.get(name) for name in _PRESIGNED):
+        raise MissingAuthenticationTokenException("the request carries no signature; sign it")
+    amz_date = query["X-Amz-Date"]
+    if expires := query.get("X-Amz-Expires"):
+        try:
+            signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            lifetime = timedelta(seconds=int(expires))
+        except ValueError:
+            raise InvalidSignatureException("X-Amz-Date or X-Amz-Expires is malformed") from None
+        if (now or datetime.now(UTC)) > signed_at + lifetime:
+            raise AccessDeniedException("Request has expired")
+    return ({"Credential": query["X-Amz-Credential"],
+             "SignedHeaders": query["X-Amz-SignedHeaders"],
+             "Signature": query["X-Amz-Signature"]}, amz_date)
 
 
 def authorize(access_key: str, operation: str, resource_arn: str, account: str,
