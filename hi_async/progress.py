@@ -1,7 +1,8 @@
 """Live progress on a TTY (rich) and the one-screen final summary.
 
-``--quiet`` or a non-TTY stderr shows only the summary. Failed frames are always named
-on stderr, so scripts and humans both see which frames to look at.
+``--quiet``, a non-TTY stderr or a terminal that cannot move the cursor (``TERM=dumb``)
+shows only the summary. Failed frames are always named on stderr, so scripts and humans
+both see which frames to look at.
 """
 
 from __future__ import annotations
@@ -30,20 +31,14 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as RichProgress
 
-            self._progress = RichProgress(
-                TextColumn("[bold]frames"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                TextColumn("{task.fields[failed]}"),
-                console=Console(file=self.stream), transient=True, refresh_per_second=8,
-            )
+            console = Console(file=self.stream)
+            if not console.is_interactive:
+                # A terminal that cannot move the cursor (TERM=dumb, or TTY_INTERACTIVE=0):
+                # rich would draw nothing there but leave a blank line behind.
+                self.enabled = False
+                return self
+            self._progress = _fitting_progress(console)
             self._progress.__enter__()
             self._task = self._progress.add_task("download", total=None, rate="",
                                                  failed="")
@@ -69,6 +64,66 @@ class Progress:
             rate = f"{self.done / elapsed:,.0f} frames/s {self.bytes / elapsed / 1e6:,.1f} MB/s"
             failed = f"[red]{self.failed} failed" if self.failed else ""
             self._progress.update(self._task, completed=self.done, rate=rate, failed=failed)
+
+
+#: The narrowest bar worth drawing; below it the bar is left out.
+_BAR_MIN = 10
+
+
+def _fitting_progress(console: Any) -> Any:
+    """A rich progress display that leaves out its least important columns to fit.
+
+    Given less room than a row needs, rich cuts every column short, the frame count
+    too ("12…"), and on a 40-column terminal with thousands of frames the count goes
+    altogether. So the text columns are never cut (``no_wrap``); the bar takes the room
+    they leave; and when they do not fit, the rate goes first, then the bar, the time
+    left and the label. The count and the failures stay. The choice is made again at
+    every refresh, so it follows a resized terminal.
+    """
+    from rich.measure import Measurement
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as RichProgress
+    from rich.table import Column, Table
+
+    def kept() -> Column:
+        return Column(no_wrap=True)
+
+    label = TextColumn("[bold]frames", table_column=kept())
+    bar = BarColumn()
+    count = MofNCompleteColumn(table_column=kept())
+    rate = TextColumn("{task.fields[rate]}", table_column=kept())
+    eta = TimeRemainingColumn(table_column=kept())
+    failed = TextColumn("{task.fields[failed]}", table_column=kept())
+    every: tuple[ProgressColumn, ...] = (label, bar, count, rate, eta, failed)
+
+    def width(columns: list[ProgressColumn], tasks: list[Task]) -> int:
+        """Cells a row of ``columns`` needs: the widest of each text, a short bar, gaps."""
+        options = console.options
+        return len(columns) - 1 + sum(
+            _BAR_MIN if column is bar else max(
+                (Measurement.get(console, options, column(task)).maximum for task in tasks),
+                default=0)
+            for column in columns)
+
+    class Fitting(RichProgress):
+        def make_tasks_table(self, tasks: Any) -> Table:
+            tasks = list(tasks)
+            shown = list(every)
+            for optional in (rate, bar, eta, label):
+                if width(shown, tasks) <= console.width:
+                    break
+                shown.remove(optional)
+            self.columns = tuple(shown)
+            return super().make_tasks_table(tasks)
+
+    return Fitting(*every, console=console, transient=True, refresh_per_second=8)
 
 
 def format_summary(summary: Summary) -> str:

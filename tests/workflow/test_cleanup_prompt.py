@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from hi_async.workflow.state import RunState, StateFile
-
-from .test_study_menu import TerminalRun
+from tests.terminal import TerminalRun
 
 PROMPT = "proceed? [y/N] "
 
