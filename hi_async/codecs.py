@@ -8,6 +8,7 @@ ceil(bit depth / 8) bytes per sample, signed values as stored, compared unsigned
 
 from __future__ import annotations
 
+import struct
 import sys
 from collections.abc import Callable
 
@@ -86,6 +87,96 @@ def _is_htj2k(data: bytes) -> bool:
     return _CAP in data[:4096]
 
 
+#: JPEG 2000 family content types: checked against their SIZ header before decoding.
+_JPEG2000_KINDS = frozenset({"image/jph", "image/jphc", "image/htj2k", "image/j2c",
+                             "image/jp2"})
+_MAX_TILES = 65535  # ISO/IEC 15444-1: tile indices are 16-bit
+
+
+def check_jpeg2000_header(data: bytes, rows: int, columns: int, samples: int,
+                          itemsize: int) -> None:
+    """Refuse a JPEG 2000 / HTJ2K frame whose SIZ header is not the image the metadata
+    describes, before a decoder sees it.
+
+    A damaged header can make a decoder allocate for a huge image or loop without end
+    (an image offset past the image's extent kept OpenJPH busy for good in a test), and
+    a decode in native code cannot be cancelled. A frame that fails here is damaged in
+    transit or mislabelled: the caller fetches it again, as after a CRC mismatch.
+    """
+    at = data.find(_SOC_SIZ, 0, 1 << 16)
+    if at < 0:
+        raise DecodeError("no JPEG 2000 codestream (SOC and SIZ markers) at the start "
+                          "of the frame")
+    head = data[at + 4:at + 4 + 38]
+    if len(head) < 38:
+        raise DecodeError("the JPEG 2000 SIZ header is cut short")
+    (length, _rsiz, xsiz, ysiz, xo, yo, xt, yt, xto, yto,
+     components) = struct.unpack(">HHIIIIIIIIH", head)
+    comp = data[at + 4 + 38:at + 4 + 38 + 3 * components]
+    problems = []
+    if length != 38 + 3 * components or len(comp) < 3 * components:
+        problems.append(f"length {length} for {components} components")
+    if not (xo < xsiz and yo < ysiz):
+        problems.append(f"image offset {xo},{yo} outside its extent {xsiz},{ysiz}")
+    elif (ysiz - yo, xsiz - xo) != (rows, columns):
+        problems.append(f"{ysiz - yo}x{xsiz - xo} pixels, not {rows}x{columns}")
+    if components != samples:
+        problems.append(f"{components} components, not {samples}")
+    if not (xt and yt and xto <= xo and yto <= yo and xto + xt > xo and yto + yt > yo):
+        problems.append(f"tiles {xt}x{yt} at {xto},{yto} do not cover the image")
+    elif -(-(xsiz - xto) // xt) * -(-(ysiz - yto) // yt) > _MAX_TILES:
+        problems.append("more tiles than a codestream can have")
+    for c in range(min(components, len(comp) // 3)):
+        depth, dx, dy = (comp[3 * c] & 0x7F) + 1, comp[3 * c + 1], comp[3 * c + 2]
+        if depth > 8 * itemsize or not (dx and dy):
+            problems.append(f"component {c}: {depth} bits, sub-sampling {dx}x{dy}")
+            break
+    if not problems:
+        problems = _main_header_problems(data, at + 4 + length)
+    if problems:
+        raise DecodeError("the JPEG 2000 header does not describe the frame's image: "
+                          + "; ".join(problems))
+
+
+def _main_header_problems(data: bytes, pos: int) -> list[str]:
+    """Check the marker segments after SIZ up to the first tile (SOT): every length in
+    bounds, and COD and QCD consistent with each other (a QCD shorter than its
+    decomposition levels need crashed OpenJPH in a fuzz test)."""
+    levels: int | None = None
+    qcd: bytes | None = None
+    while True:
+        if pos + 4 > len(data) or data[pos] != 0xFF:
+            return [f"no marker at byte {pos} of the main header"]
+        marker = data[pos + 1]
+        if marker == 0x90:  # SOT: the main header is over
+            break
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        body = data[pos + 4:pos + 2 + length]
+        if length < 2 or len(body) != length - 2:
+            return [f"marker FF{marker:02X} at byte {pos} has length {length}"]
+        if marker == 0x52:  # COD
+            if len(body) < 10:
+                return ["COD is cut short"]
+            scod, layers, levels = body[0], int.from_bytes(body[2:4], "big"), body[5]
+            xcb, ycb = body[6], body[7]
+            if not layers or levels > 32 or xcb > 8 or ycb > 8 or xcb + ycb > 8:
+                return [f"COD: {layers} layers, {levels} levels, code-block {xcb},{ycb}"]
+            if len(body) != 10 + (levels + 1 if scod & 1 else 0):
+                return [f"COD has {len(body)} bytes for {levels} levels"]
+        elif marker == 0x5C:  # QCD
+            qcd = body
+        pos += 2 + length
+    if levels is None or qcd is None:
+        return ["the main header has no COD or no QCD"]
+    if not qcd:
+        return ["QCD is empty"]
+    style, bands = qcd[0] & 0x1F, 3 * levels + 1
+    need = {0: 1 + bands, 1: 3, 2: 1 + 2 * bands}.get(style)
+    if need is None or len(qcd) != need:
+        return [f"QCD has {len(qcd)} bytes for {levels} levels (style {style})"]
+    return []
+
+
 def _unpack_bits(data: bytes, count: int, shape: tuple[int, ...]) -> np.ndarray:
     """1-bit pixels (binary segmentations), first pixel in the lowest bit as DICOM packs
     them, to one uint8 of 0 or 1 per pixel: what the service's checksum covers."""
@@ -121,6 +212,8 @@ def decode(
             raise DecodeError(f"raw frame has {len(data)} bytes, expected {need}")
         return np.frombuffer(data, dtype=target, count=rows * columns * samples).reshape(shape)
     decoder = _DECODERS.get(kind)
+    if kind in _JPEG2000_KINDS:
+        check_jpeg2000_header(data, rows, columns, samples, target.itemsize)
     if decoder is None:
         raise UnsupportedContentType(
             f"content type {kind!r} is not supported",

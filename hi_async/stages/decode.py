@@ -22,25 +22,41 @@ import anyio
 from .work import Job, Outcome, run_batch, run_job
 
 
-def _is_codec_noise(unraisable: Any) -> bool:
-    """OpenJPH reports a corrupt codestream through an exception Cython cannot raise."""
-    exc = getattr(unraisable, "exc_value", None)
+def _is_codec_error(exc: object) -> bool:
     return isinstance(exc, RuntimeError) and "ojph" in str(exc).lower()
 
 
+def _is_codec_noise(unraisable: Any) -> bool:
+    """OpenJPH reports a corrupt codestream through an exception Cython cannot raise."""
+    return _is_codec_error(getattr(unraisable, "exc_value", None))
+
+
 def _quiet_codec_noise() -> None:
-    """Drop the codec's unraisable-exception noise; the frame's failure is reported
-    properly by run_job. Anything else still reaches the previous hook."""
-    previous = sys.unraisablehook
-    if getattr(previous, "_hi_async_quiet", False):
-        return
+    """Drop the codec's stray error reports; the frame's failure is reported properly by
+    run_job. Anything else still reaches the previous hooks.
 
-    def hook(unraisable: Any) -> None:
-        if not _is_codec_noise(unraisable):
-            previous(unraisable)
+    OpenJPH's error callback raises inside C++ code: the exception is printed through
+    ``sys.excepthook`` (PyErr_Print) or, from Cython, ``sys.unraisablehook``, and the
+    decode call then fails on its own. Left alone, each corrupt frame (one a re-fetch
+    usually fixes) would write "RuntimeError: ojph error" over the progress bar, even
+    with ``--quiet``.
+    """
+    previous_unraisable = sys.unraisablehook
+    if not getattr(previous_unraisable, "_hi_async_quiet", False):
+        def unraisable_hook(unraisable: Any) -> None:
+            if not _is_codec_noise(unraisable):
+                previous_unraisable(unraisable)
 
-    hook._hi_async_quiet = True  # type: ignore[attr-defined]
-    sys.unraisablehook = hook
+        unraisable_hook._hi_async_quiet = True  # type: ignore[attr-defined]
+        sys.unraisablehook = unraisable_hook
+    previous_except = sys.excepthook
+    if not getattr(previous_except, "_hi_async_quiet", False):
+        def except_hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+            if not _is_codec_error(value):
+                previous_except(kind, value, tb)
+
+        except_hook._hi_async_quiet = True  # type: ignore[attr-defined]
+        sys.excepthook = except_hook
 
 
 def _init_worker() -> None:

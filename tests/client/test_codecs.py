@@ -60,7 +60,7 @@ def test_garbage_and_wrong_shape_are_decode_errors() -> None:
     with pytest.raises(DecodeError):
         codecs.decode(b"\xff\x4f\xff\x51garbage", "image/jph", 64, 48, 1, "<i2")
     data = encode(ct_pixels(), "image/jphc")
-    with pytest.raises(DecodeError, match="shape"):
+    with pytest.raises(DecodeError, match="64x48 pixels, not 48x64"):
         codecs.decode(data, "image/jphc", 48, 64, 1, "<i2")
     with pytest.raises(DecodeError, match="bytes"):
         codecs.decode(b"\0" * 10, "application/octet-stream", 4, 4, 1, "<u2")
@@ -99,3 +99,39 @@ def test_jpeg2000_frames_served_as_octet_stream_are_decoded_by_what_they_are(
     data = encode(pixels, encoded_as)
     out = codecs.decode(data, "application/octet-stream", 64, 48, 1, "<i2")
     np.testing.assert_array_equal(out, pixels)
+
+
+def _patched(data: bytes, offset: int, value: bytes) -> bytes:
+    return data[:offset] + value + data[offset + len(value):]
+
+
+def test_a_damaged_jpeg2000_header_is_refused_before_the_decoder_sees_it() -> None:
+    """Headers that made OpenJPH loop for good or crash the process in a fuzz test."""
+    import struct
+
+    data = encode(ct_pixels(64, 48), "image/jphc")
+    siz = data.index(b"\xff\x51")
+    # An image offset past the image's extent: OpenJPH never returned.
+    looping = _patched(data, siz + 14, struct.pack(">I", 0xFF00))  # XOsiz
+    with pytest.raises(DecodeError, match="image offset 65280,0 outside its extent 48,64"):
+        codecs.decode(looping, "image/jphc", 64, 48, 1, "<i2")
+    # A QCD segment shorter than its decomposition levels need: a segfault.
+    qcd = data.index(b"\xff\x5c")
+    short = _patched(data, qcd + 2, struct.pack(">H", 3))
+    with pytest.raises(DecodeError, match="the JPEG 2000 header does not describe"):
+        codecs.decode(short, "image/jphc", 64, 48, 1, "<i2")
+    # Components and depth must be the frame's.
+    with pytest.raises(DecodeError, match="1 components, not 3"):
+        codecs.decode(data, "image/jphc", 64, 48, 3, "<i2")
+    with pytest.raises(DecodeError, match="component 0: 16 bits"):
+        codecs.decode(data, "image/jphc", 64, 48, 1, "|u1")
+
+
+@pytest.mark.parametrize("content_type", ["image/jph", "image/jphc", "image/j2c"])
+def test_sound_jpeg2000_headers_pass_the_check(content_type: str) -> None:
+    for pixels, samples in ((ct_pixels(64, 48), 1), (rgb_pixels(), 3)):
+        data = encode(pixels, content_type)
+        rows, columns = pixels.shape[:2]
+        codecs.check_jpeg2000_header(data, rows, columns, samples, pixels.dtype.itemsize)
+        assert np.array_equal(codecs.decode(data, content_type, rows, columns, samples,
+                                            pixels.dtype.str), pixels)
