@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +20,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from . import aws
-from .errors import DecodePoolBroken, HiAsyncError, OutputError
+from .errors import HiAsyncError, OutputError
 from .frameclient import FrameClient
 from .journal import Journal, Resumable, read_verified, remove_leftover_tmp
 from .model import Counts, FrameRef, FrameResult, ImageSetRef, Summary
@@ -227,14 +226,7 @@ class Pipeline:
                 await res.send(self._result(item, outcome))
 
     async def _run_job(self, item: _Encoded) -> Outcome:
-        try:
-            return await self.pool.run(self._job(item))
-        except BrokenProcessPool:
-            raise DecodePoolBroken(
-                "a decode worker process died",
-                hint="in a script, call hi_async from under 'if __name__ == \"__main__\":' "
-                "(worker processes import the main module); or use Settings(pool='thread')",
-            ) from None
+        return await self.pool.run(self._job(item))
 
     def _result(self, item: _Encoded, outcome: Outcome) -> FrameResult:
         if outcome.status == "disk_full":

@@ -14,11 +14,14 @@ import multiprocessing
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import anyio
 
+from ..errors import DecodePoolBroken
 from .work import Job, Outcome, run_batch, run_job
 
 
@@ -86,27 +89,92 @@ def _start_forkserver_ignoring_sigint() -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-class DecodePool:
-    """``await pool.run(job)`` runs one frame's decode/verify/write in a worker."""
+#: How many times a process pool whose worker died mid-run is replaced before the run
+#: gives up (workers that keep dying are short of memory, not unlucky).
+MAX_RESTARTS = 8
 
-    def __init__(self, kind: str, workers: int) -> None:
+_MAIN_GUARD_HINT = ("in a script, call hi_async from under 'if __name__ == \"__main__\":' "
+                    "(worker processes import the main module); or use Settings(pool='thread')")
+
+
+class DecodePool:
+    """``await pool.run(job)`` runs one frame's decode/verify/write in a worker.
+
+    A process pool survives a worker that dies mid-run (killed by the OOM killer, or a
+    codec crash): the pool is replaced, and each frame that was in the dead pool is run
+    again alone, in a one-worker pool of its own. If that worker dies too, the frame
+    killed it: it comes back as a mismatch, so the pipeline fetches it again and then
+    reports it, and every other frame goes on. A pool that dies before any frame was
+    done never started (a script without a main guard): that stops the run at once.
+    """
+
+    def __init__(self, kind: str, workers: int, *,
+                 work: Callable[[Job], Outcome] = run_job) -> None:
         self.kind = kind
         self.workers = workers
+        self.restarts = 0
+        self._work = work
         self._executor: Executor
+        self._generation = 0
+        self._started = False
+        self._alone: Executor | None = None
+        self._alone_lock = anyio.Lock()
         if kind == "process":
-            # forkserver: never fork the running event loop and its threads; the
-            # server imports the decoders once and each worker is forked from it.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["hi_async.stages.work"])
-            _start_forkserver_ignoring_sigint()
-            self._executor = ProcessPoolExecutor(workers, mp_context=ctx,
-                                                 initializer=_init_worker)
+            self._executor = self._processes(workers)
         else:
             _quiet_codec_noise()
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="hi_async-decode")
 
+    @staticmethod
+    def _processes(workers: int) -> ProcessPoolExecutor:
+        # forkserver: never fork the running event loop and its threads; the server
+        # imports the decoders once and each worker is forked from it.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["hi_async.stages.work"])
+        _start_forkserver_ignoring_sigint()
+        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+
     async def run(self, job: Job) -> Outcome:
-        return await asyncio.wrap_future(self._executor.submit(run_job, job))
+        if self.kind != "process":
+            return await asyncio.wrap_future(self._executor.submit(self._work, job))
+        generation = self._generation
+        try:
+            outcome = await asyncio.wrap_future(self._executor.submit(self._work, job))
+        except BrokenProcessPool:
+            if not self._started:
+                raise DecodePoolBroken("a decode worker process died before it decoded "
+                                       "anything", hint=_MAIN_GUARD_HINT) from None
+            self._replace(generation)
+            return await self._run_alone(job)
+        self._started = True
+        return outcome
+
+    def _replace(self, generation: int) -> None:
+        """A new pool for the broken one, once per break (many frames see the same one)."""
+        if generation != self._generation:
+            return
+        if self.restarts >= MAX_RESTARTS:
+            raise DecodePoolBroken(
+                f"decode worker processes keep dying ({self.restarts} replaced)",
+                hint="they are likely short of memory: use fewer --decoders or "
+                "--pool thread; frames already verified are kept, rerun to resume")
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._processes(self.workers)
+        self._generation += 1
+        self.restarts += 1
+
+    async def _run_alone(self, job: Job) -> Outcome:
+        """Run a frame from a dead pool in a one-worker pool of its own, one at a time."""
+        async with self._alone_lock:
+            if self._alone is None:
+                self._alone = self._processes(1)
+            try:
+                return await asyncio.wrap_future(self._alone.submit(self._work, job))
+            except BrokenProcessPool:
+                self._alone.shutdown(wait=False, cancel_futures=True)
+                self._alone = None
+                return Outcome("mismatch", error="the decoder's process died on this frame "
+                               "(a codec crash, or it was killed)")
 
     async def run_many(self, jobs: list[Job]) -> list[Outcome]:
         return await asyncio.wrap_future(self._executor.submit(run_batch, jobs))
@@ -120,10 +188,13 @@ class DecodePool:
                     tg.start_soon(self.run, probe)
 
     async def aclose(self) -> None:
-        executor = self._executor
-        await anyio.to_thread.run_sync(
-            lambda: executor.shutdown(wait=True, cancel_futures=True), abandon_on_cancel=True
-        )
+        executors = [e for e in (self._executor, self._alone) if e is not None]
+
+        def shut_down() -> None:
+            for executor in executors:
+                executor.shutdown(wait=True, cancel_futures=True)
+
+        await anyio.to_thread.run_sync(shut_down, abandon_on_cancel=True)
 
     def close_now(self) -> None:
         """Interrupted: drop queued frames, wait only for the few running ones.
@@ -131,4 +202,6 @@ class DecodePool:
         Blocking here (a few ms) is deliberate: leaving the pool to an atexit hook after
         an interrupt makes it write to a closed pipe, and leaves workers behind.
         """
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for executor in (self._executor, self._alone):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)

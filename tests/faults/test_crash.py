@@ -175,3 +175,45 @@ def test_ctrl_c_exits_130_leaves_no_worker_nor_temp_file_and_the_rerun_resumes(
     assert not leftovers(tmp_path)  # before any rerun could clean up
     _check_journaled_files(tmp_path)
     _resume_and_check(seeded, tmp_path, endpoint_url, aws_env, local_stack)
+
+
+def _decode_workers(pid: int) -> set[int]:
+    """The fork server's children below ``pid``: the process pool's decode workers."""
+    below = _descendants(pid)
+    direct = {p for p in below if _parent(p) == pid}
+    return {p for p in below if _parent(p) in direct}
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def test_a_decode_worker_killed_mid_run_costs_nothing(
+        endpoint_url: str, aws_env: dict[str, str], backend: Any, faults: Any,
+        tmp_path: Path) -> None:
+    # What the OOM killer does to one worker of a big run: the pool is replaced, the
+    # frames it held are decoded again, and the run ends with every frame verified.
+    seeded = seed_image_set(backend, instances=30, frames=2)
+    faults(latency_ms=30)
+    proc = _start(_args(seeded, tmp_path, endpoint_url, "--fetchers", "2", "--pool",
+                        "process", "--decoders", "2"), aws_env)
+    try:
+        _wait_for_lines(tmp_path / "index.jsonl", 4, proc)
+        workers = _decode_workers(proc.pid)
+        assert workers, "no decode worker found"
+        os.kill(min(workers), signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    faults(latency_ms=0)
+    assert proc.returncode == 0, err
+    journal = _journal(tmp_path)
+    assert set(journal) == set(seeded.frame_ids)
+    assert {e["status"] for e in journal.values()} == {"verified"}
+    _check_journaled_files(tmp_path)
+    assert not leftovers(tmp_path)
