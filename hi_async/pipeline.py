@@ -125,6 +125,9 @@ class Pipeline:
         self._streams = {"frames": frames_rx, "encoded": enc_rx, "results": res_rx}
         try:
             async with anyio.create_task_group() as tg:
+                # Worker processes start while the metadata is fetched, not on the first
+                # frame (a no-op for threads and for a pool that is already running).
+                tg.start_soon(self.pool.warm_up)
                 tg.start_soon(self._feed, source, sets_tx)
                 for _ in range(s.metadata_fetchers):
                     tg.start_soon(self._metadata, sets_rx.clone(), frames_tx.clone(),

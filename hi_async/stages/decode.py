@@ -181,7 +181,7 @@ class DecodePool:
 
     async def warm_up(self) -> None:
         """Start every worker now, so that start-up is not charged to the first frames."""
-        if self.kind == "process":
+        if self.kind == "process" and not self._started:
             probe = Job(b"", "application/octet-stream", 1, 1, 1, "|u1", None, "none", None)
             async with anyio.create_task_group() as tg:
                 for _ in range(self.workers):
