@@ -207,7 +207,12 @@ class LocalServer:
                        if fault.status == 503 else InternalServerException("Internal error, retry"))
             params = wire.parse_input(route, labels, query, body)
             ctx = Context(self.registry.get(self.config.account_id, region), self.submit_job)
-            result = HANDLERS[op](ctx, params)
+            handler = HANDLERS.get(op)
+            if handler is None:  # in a botocore model newer than this emulator
+                raise UnknownOperationException(
+                    f"the local stack does not implement {op} yet; it emulates the "
+                    f"{len(HANDLERS)} operations of the service it was built against")
+            result = handler(ctx, params)
         except ServiceError as exc:
             return self._error(op, exc, rid)
         except Exception as exc:  # a bug must still answer as the service would

@@ -40,3 +40,21 @@ def test_s3_iam_sts_share_the_endpoint(make_client):
     role = make_client("iam").create_role(RoleName="basics-role",
                                           AssumeRolePolicyDocument="{}")["Role"]
     assert role["Arn"] == "arn:aws:iam::123456789012:role/basics-role"
+
+
+def test_an_operation_of_a_newer_model_gets_a_clear_error_not_a_crash(
+        make_client, monkeypatch):
+    # As if botocore's model had gained an operation the emulator does not implement.
+    from botocore.exceptions import ClientError
+
+    from hi_async.local import server
+
+    monkeypatch.setattr(server, "HANDLERS", {k: v for k, v in server.HANDLERS.items()
+                                             if k != "ListDatastores"})
+    try:
+        make_client("medical-imaging").list_datastores()
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "UnknownOperationException"
+        assert "does not implement ListDatastores" in exc.response["Error"]["Message"]
+    else:
+        raise AssertionError("ListDatastores was answered without a handler")
