@@ -6,6 +6,7 @@ import json
 import urllib.request
 
 import botocore.session
+import pytest
 
 from hi_async.local import wire
 
@@ -51,10 +52,7 @@ def test_an_operation_of_a_newer_model_gets_a_clear_error_not_a_crash(
 
     monkeypatch.setattr(server, "HANDLERS", {k: v for k, v in server.HANDLERS.items()
                                              if k != "ListDatastores"})
-    try:
+    with pytest.raises(ClientError) as err:
         make_client("medical-imaging").list_datastores()
-    except ClientError as exc:
-        assert exc.response["Error"]["Code"] == "UnknownOperationException"
-        assert "does not implement ListDatastores" in exc.response["Error"]["Message"]
-    else:
-        raise AssertionError("ListDatastores was answered without a handler")
+    assert err.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert "does not implement ListDatastores" in err.value.response["Error"]["Message"]
