@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,20 @@ def _wait_for_lines(index: Path, n: int, proc: subprocess.Popen[str]) -> None:
             return
         time.sleep(0.01)
     raise AssertionError("the download wrote no index lines")
+
+
+def _act_mid_run(proc: subprocess.Popen[str], index: Path, lines: int,
+                 act: Callable[[], None], *, timeout: float) -> str:
+    """Once the index has ``lines`` lines, ``act()``; then the run's stderr when it ends.
+    Whatever happens, nothing of the run is left behind."""
+    try:
+        _wait_for_lines(index, lines, proc)
+        act()
+        return proc.communicate(timeout=timeout)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
 
 
 def _journal(out: Path) -> dict[str, dict[str, Any]]:
@@ -154,15 +169,13 @@ def test_ctrl_c_exits_130_leaves_no_worker_nor_temp_file_and_the_rerun_resumes(
     faults(latency_ms=20)
     proc = _start(_args(seeded, tmp_path, endpoint_url, "--fetchers", "2", "--pool", pool,
                         "--decoders", "2"), aws_env)
-    try:
-        _wait_for_lines(tmp_path / "index.jsonl", 2, proc)
-        workers = _descendants(proc.pid)
+    workers: set[int] = set()
+
+    def ctrl_c() -> None:
+        workers.update(_descendants(proc.pid))
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+
+    err = _act_mid_run(proc, tmp_path / "index.jsonl", 2, ctrl_c, timeout=60)
     faults(latency_ms=0)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
@@ -200,16 +213,12 @@ def test_a_decode_worker_killed_mid_run_costs_nothing(
     faults(latency_ms=30)
     proc = _start(_args(seeded, tmp_path, endpoint_url, "--fetchers", "2", "--pool",
                         "process", "--decoders", "2"), aws_env)
-    try:
-        _wait_for_lines(tmp_path / "index.jsonl", 4, proc)
+    def kill_one_worker() -> None:
         workers = _decode_workers(proc.pid)
         assert workers, "no decode worker found"
         os.kill(min(workers), signal.SIGKILL)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+
+    err = _act_mid_run(proc, tmp_path / "index.jsonl", 4, kill_one_worker, timeout=120)
     faults(latency_ms=0)
     assert proc.returncode == 0, err
     journal = _journal(tmp_path)
