@@ -79,9 +79,7 @@ def verify(method: str, raw_path: str, headers: dict[str, str] | object, body: b
     if len(scope) != 5:
         raise InvalidSignatureException("the credential scope is malformed")
     access_key, date, region, service, terminator = scope
-    secret = credentials.get(access_key)
-    if secret is None:
-        raise UnrecognizedClientException("The security token included in the request is invalid.")
+    secret = _secret(credentials, access_key)
     canonical_uri = (path or "/") if s3 else quote(path, safe="/~")
     pairs = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in params)
     canonical_query = "&".join(f"{k}={v}" for k, v in pairs)
@@ -95,10 +93,7 @@ def verify(method: str, raw_path: str, headers: dict[str, str] | object, body: b
         hashlib.sha256(canonical.encode()).hexdigest()])
     key = _sign(_sign(_sign(_sign(f"AWS4{secret}".encode(), date), region), service), terminator)
     expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, parts["Signature"]):
-        raise InvalidSignatureException(
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your AWS Secret Access Key and signing method.")
+    _must_match(expected, parts["Signature"], "your AWS Secret Access Key")
     return access_key
 
 
@@ -123,15 +118,12 @@ def _verify_s3_v2_presigned(method: str, path: str, query: dict[str, str], heade
     access_key, expires = query.get("AWSAccessKeyId"), query.get("Expires")
     if not access_key or not expires:
         raise MissingAuthenticationTokenException("the request carries no signature; sign it")
-    secret = credentials.get(access_key)
-    if secret is None:
-        raise UnrecognizedClientException("The security token included in the request is invalid.")
+    secret = _secret(credentials, access_key)
     try:
         deadline = datetime.fromtimestamp(int(expires), UTC)
     except (ValueError, OverflowError):
         raise InvalidSignatureException("Expires is malformed") from None
-    if (now or datetime.now(UTC)) > deadline:
-        raise AccessDeniedException("Request has expired")
+    _refuse_if_past(deadline, now)
     amz = sorted((name.lower(), " ".join(str(value).split()))
                  for name, value in headers.items()
                  if name.lower().startswith("x-amz-"))
@@ -144,10 +136,7 @@ def _verify_s3_v2_presigned(method: str, path: str, query: dict[str, str], heade
         *(f"{name}:{value}" for name, value in amz), resource])
     expected = base64.b64encode(
         hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()).decode()
-    if not hmac.compare_digest(expected, query.get("Signature", "")):
-        raise InvalidSignatureException(
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your key and signing method.")
+    _must_match(expected, query.get("Signature", ""), "your key")
     return access_key
 
 
@@ -166,11 +155,31 @@ def _presigned(query: dict[str, str], now: datetime | None) -> tuple[dict[str, s
             lifetime = timedelta(seconds=int(expires))
         except ValueError:
             raise InvalidSignatureException("X-Amz-Date or X-Amz-Expires is malformed") from None
-        if (now or datetime.now(UTC)) > signed_at + lifetime:
-            raise AccessDeniedException("Request has expired")
+        _refuse_if_past(signed_at + lifetime, now)
     return ({"Credential": query["X-Amz-Credential"],
              "SignedHeaders": query["X-Amz-SignedHeaders"],
              "Signature": query["X-Amz-Signature"]}, amz_date)
+
+
+def _secret(credentials: dict[str, str], access_key: str) -> str:
+    secret = credentials.get(access_key)
+    if secret is None:
+        raise UnrecognizedClientException("The security token included in the request is invalid.")
+    return secret
+
+
+def _refuse_if_past(deadline: datetime, now: datetime | None) -> None:
+    if (now or datetime.now(UTC)) > deadline:
+        raise AccessDeniedException("Request has expired")
+
+
+def _must_match(expected: str, given: str, what: str) -> None:
+    """Refuse a signature other than the one computed; ``what`` is what to check (S3
+    and the other services word it differently)."""
+    if not hmac.compare_digest(expected, given):
+        raise InvalidSignatureException(
+            "The request signature we calculated does not match the signature you provided. "
+            f"Check {what} and signing method.")
 
 
 def authorize(access_key: str, operation: str, resource_arn: str, account: str,
