@@ -13,25 +13,27 @@ fetchers), one decode pool and one retry state, and can run several downloads.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 
-from . import aws
-from .errors import FrameFailed, HiAsyncError, UsageError
-from .frameclient import FrameClient
+from .aws.healthimaging import HealthImaging
+from .aws.retry import AimdLimiter, Retrier
+from .aws.session import AwsSession
+from .decodepool import DecodePool
+from .errors import FrameFailed, HiAsyncError, UsageError, first_error
+from .image_sets import select
 from .journal import write_summary
-from .model import Frame, FrameResult, ImageSetRef, Summary
-from .paths import check_id, check_job_id, prepare_out_dir
-from .pipeline import Pipeline, ProgressListener
-from .retry import AimdLimiter, Retrier
+from .model import Frame, FrameResult, FrameStatus, ImageSetRef, Summary
+from .paths import prepare_out_dir
+from .pipeline import run_pipeline
 from .settings import Settings
-from .stages import discover
-from .stages.decode import DecodePool
+from .stages.context import ProgressListener, RunContext
 
 Want = Literal["pixels", "path"]
+T = TypeVar("T")
 
 
 class _Stop(Exception):
@@ -43,23 +45,26 @@ class Downloader:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        self._stack = contextlib.AsyncExitStack()
-        self._mi: Any = None
-        self._s3: Any = None
-        self._pool: DecodePool | None = None
-        self._frames: FrameClient | None = None
-        self._tg: Any = None
         self.limiter = AimdLimiter(self.settings.fetchers)
-        self.retrier = Retrier(self.settings, self.limiter)
-        self.last_pipeline: Pipeline | None = None
+        self._aws = AwsSession(self.settings,
+                               pool=self.settings.fetchers + self.settings.metadata_fetchers,
+                               limiter=self.limiter)
+        self._stack = contextlib.AsyncExitStack()
+        self._hi: HealthImaging | None = None
+        self._pool: DecodePool | None = None
+        self._tg: Any = None
+
+    @property
+    def retrier(self) -> Retrier:
+        """The retry state every request of this Downloader shares (counts by cause)."""
+        return self._aws.retrier
 
     async def __aenter__(self) -> Downloader:
         s = self.settings
         try:
-            self._mi = await self._stack.enter_async_context(aws.open_client(s, "medical-imaging"))
-            if s.frame_client == "lean":
-                self._frames = await self._stack.enter_async_context(
-                    FrameClient(s, self._mi.meta.endpoint_url, s.fetchers))
+            await self._stack.enter_async_context(self._aws)
+            self._hi = await self._stack.enter_async_context(HealthImaging(self._aws,
+                                                                           frames=True))
             self._pool = DecodePool(s.pool, s.decoders)
             self._stack.push_async_callback(self._pool.aclose)
             # Owner of frames() producers, so that no cancel scope lives in a generator.
@@ -76,34 +81,24 @@ class Downloader:
             self._tg.cancel_scope.cancel()  # frames() loops the caller left early
         await self._stack.aclose()
 
-    async def _s3_client(self) -> Any:
-        if self._s3 is None:
-            self._s3 = await self._stack.enter_async_context(
-                aws.open_client(self.settings, "s3", pool=4))
-        return self._s3
+    def _open(self) -> tuple[HealthImaging, DecodePool]:
+        if self._hi is None or self._pool is None:
+            raise UsageError("use the Downloader inside 'async with Downloader(...) as dl'")
+        return self._hi, self._pool
 
     def image_sets(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
                    import_job_id: str | None = None, all_image_sets: bool = False,
                    label: str | None = None) -> AsyncIterator[ImageSetRef]:
         """The image sets a selection names; exactly one selector must be given."""
-        validate_selection(datastore_id, image_set_ids, import_job_id, all_image_sets)
-        if image_set_ids:
-            return discover.from_ids(datastore_id, image_set_ids, label)
-        if import_job_id is not None:
-            return self._from_job(datastore_id, import_job_id, label)
-        return discover.search_all(self._client(), self.retrier, datastore_id)
+        hi, _ = self._open()
+        return select(hi, datastore_id, image_set_ids=image_set_ids,
+                      import_job_id=import_job_id, all_image_sets=all_image_sets, label=label)
 
-    async def _from_job(self, datastore_id: str, job_id: str,
-                        label: str | None) -> AsyncIterator[ImageSetRef]:
-        s3 = await self._s3_client()
-        async for ref in discover.from_job(self._client(), s3, self.retrier, datastore_id,
-                                           job_id, label):
-            yield ref
-
-    def _client(self) -> Any:
-        if self._mi is None or self._pool is None:
-            raise UsageError("use the Downloader inside 'async with Downloader(...) as dl'")
-        return self._mi
+    def _context(self, out_dir: Path | None, **kw: Any) -> RunContext:
+        hi, pool = self._open()
+        fmt = self.settings.output_format if out_dir is not None else "none"
+        return RunContext(settings=self.settings, hi=hi, pool=pool, out_dir=out_dir, fmt=fmt,
+                          **kw)
 
     async def run(self, source: AsyncIterable[ImageSetRef], *, out_dir: str | Path | None = None,
                   progress: ProgressListener | None = None) -> Summary:
@@ -114,16 +109,11 @@ class Downloader:
         ``out_dir/<imageSetId>/<imageFrameId>.<ext>`` with index.jsonl and summary.json;
         the Summary's ``by_label`` breaks the counts down by ``ImageSetRef.label``.
         """
-        self._client()
+        self._open()
         target = Path(out_dir) if out_dir is not None else self.settings.out_dir
         if target is not None:
             target = prepare_out_dir(Path(target))
-        assert self._pool is not None
-        pipeline = Pipeline(self.settings, self._mi, self._pool, self.retrier, out_dir=target,
-                            fmt=self.settings.output_format, progress=progress,
-                            frames=self._frames)
-        self.last_pipeline = pipeline
-        summary = await pipeline.run(source)
+        summary = await run_pipeline(self._context(target, progress=progress), source)
         if target is not None:
             write_summary(target, summary.to_json())
         return summary
@@ -160,12 +150,10 @@ class Downloader:
             target = prepare_out_dir(target)
         send, receive = anyio.create_memory_object_stream[Frame | BaseException](
             self.settings.decoders * 2)
-        self._client()
-        assert self._pool is not None
         failures: list[FrameResult] = []
 
         async def forward(result: FrameResult) -> None:
-            if result.status == "failed":
+            if result.status is FrameStatus.FAILED:
                 failures.append(result)
                 return
             try:
@@ -173,23 +161,18 @@ class Downloader:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 raise _Stop from None
 
-        pipeline = Pipeline(self.settings, self._mi, self._pool, self.retrier, out_dir=target,
-                            fmt=self.settings.output_format, want_pixels=want == "pixels",
-                            on_result=forward, frames=self._frames)
-        self.last_pipeline = pipeline
+        ctx = self._context(target, want_pixels=want == "pixels", on_result=forward)
 
         async def produce() -> None:
             async with send:
                 try:
-                    await pipeline.run(source)
+                    await run_pipeline(ctx, source)
                     if failures:
                         first = failures[0]
                         await send.send(FrameFailed(first.ref.image_set_id,
                                                     first.ref.image_frame_id,
                                                     f"{first.error} ({len(failures)} failed)"))
-                except _Stop:
-                    pass
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                except (_Stop, anyio.BrokenResourceError, anyio.ClosedResourceError):
                     pass
                 except Exception as exc:
                     with contextlib.suppress(anyio.BrokenResourceError,
@@ -202,22 +185,6 @@ class Downloader:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
-
-
-def validate_selection(datastore_id: str, image_set_ids: Sequence[str] | None,
-                       import_job_id: str | None, all_image_sets: bool) -> None:
-    """Raise UsageError/InvalidId for a selection that cannot be right, before any request."""
-    chosen = sum([bool(image_set_ids), import_job_id is not None, bool(all_image_sets)])
-    if chosen != 1:
-        raise UsageError(
-            "choose exactly one of image_set_ids, import_job_id or all_image_sets",
-            hint="on the command line: --image-set-id ID ..., --import-job-id J or --all",
-        )
-    check_id(datastore_id, "data store ID")
-    for image_set_id in image_set_ids or ():
-        check_id(image_set_id, "image set ID")
-    if import_job_id is not None:
-        check_job_id(import_job_id)
 
 
 def download(datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
@@ -239,7 +206,7 @@ def download(datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
     return run_sync(main, settings)
 
 
-def run_sync(fn: Any, settings: Settings | None = None) -> Any:
+def run_sync(fn: Callable[[], Awaitable[T]], settings: Settings | None = None) -> T:
     """``anyio.run(fn)`` on uvloop when it is installed (and ``settings.uvloop``)."""
     options: dict[str, Any] = {}
     if settings is None or settings.uvloop:
@@ -250,10 +217,8 @@ def run_sync(fn: Any, settings: Settings | None = None) -> Any:
             pass
     try:
         return anyio.run(fn, backend="asyncio", backend_options=options)
-    except BaseExceptionGroup as group:  # pragma: no cover - unwrapped by the pipeline
-        for exc in group.exceptions:
-            if isinstance(exc, HiAsyncError):
-                raise exc from None
+    except BaseExceptionGroup as group:
+        error = first_error(group)
+        if isinstance(error, HiAsyncError):
+            raise error from None
         raise
-
-

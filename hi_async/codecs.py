@@ -11,15 +11,16 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import imagecodecs
 import numpy as np
 
 from .errors import DecodeError, UnsupportedContentType
 
-# imagecodecs' deflate_crc32 gives zlib's CRC-32 and was about 12x faster than
-# zlib.crc32 on a 512x512 int16 frame on the development machine (9 us vs 108 us).
-_crc32: Callable[[object], int] = imagecodecs.deflate_crc32
+# imagecodecs' deflate_crc32 gives zlib's CRC-32, an order of magnitude faster than
+# zlib.crc32 (benchmarks/NOTES.md).
+_crc32: Callable[[Any], int] = imagecodecs.deflate_crc32
 
 
 def crc32(pixels: np.ndarray) -> int:
@@ -47,7 +48,8 @@ def _jpegxl(data: bytes) -> np.ndarray:
     decode = getattr(imagecodecs, "jpegxl_decode", None)
     if decode is None:
         raise UnsupportedContentType("image/jxl frames need imagecodecs built with JPEG XL")
-    return decode(data)
+    pixels: np.ndarray = decode(data)
+    return pixels
 
 
 _DECODERS: dict[str, Callable[[bytes], np.ndarray]] = {

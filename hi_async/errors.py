@@ -110,3 +110,23 @@ class NotAvailable(HiAsyncError):
     """A capability that this build of hi_async does not offer yet."""
 
     exit_code = 2
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error to show for a failed task group: a hi_async error first, then any other
+    Exception, then whatever came first (cancellation, KeyboardInterrupt)."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for kind in (HiAsyncError, Exception):
+        for exc in leaves:
+            if isinstance(exc, kind):
+                return exc
+    return leaves[0] if leaves else group

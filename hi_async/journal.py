@@ -133,10 +133,6 @@ class Journal:
         except OSError as exc:
             raise OutputError(f"cannot write {out_dir / INDEX}: {exc.strerror or exc}") from None
 
-    def append(self, result: FrameResult) -> None:
-        """Write the frame's line and hand it to the OS (survives the process being killed)."""
-        self.append_many((result,))
-
     def append_many(self, results: Sequence[FrameResult]) -> None:
         """Several frames' lines in one write, handed to the OS before returning.
 

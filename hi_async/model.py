@@ -6,12 +6,19 @@ every stage can be tested on its own with hand-made values.
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-FrameStatus = Literal["verified", "failed", "unverifiable"]
+
+class FrameStatus(enum.StrEnum):
+    """What became of a frame, as index.jsonl spells it."""
+
+    VERIFIED = "verified"  # its decoded pixels' CRC32 equals the metadata's checksum
+    FAILED = "failed"  # not downloaded, not decoded, or a CRC32 mismatch after re-fetches
+    UNVERIFIABLE = "unverifiable"  # decoded, but the metadata carries no checksum
 
 #: Stored transfer syntax → the Content-Type GetImageFrame serves it with.
 CONTENT_TYPES: dict[str, str] = {
@@ -81,6 +88,15 @@ class FrameRef:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """A frame as GetImageFrame served it, on its way to be decoded and verified."""
+
+    ref: FrameRef
+    data: bytes
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class FrameResult:
     """What became of one frame; ``pixels`` only when the caller asked for them."""
 
@@ -102,7 +118,7 @@ class Frame:
     ref: FrameRef
     pixels: Any = None  # numpy.ndarray with want="pixels"
     path: Path | None = None  # the file written with want="path"
-    status: FrameStatus = "verified"
+    status: FrameStatus = FrameStatus.VERIFIED
 
 
 @dataclass(slots=True)
@@ -120,9 +136,9 @@ class Counts:
         self.frames += 1
         if result.resumed:
             self.resumed += 1
-        if result.status == "verified":
+        if result.status is FrameStatus.VERIFIED:
             self.verified += 1
-        elif result.status == "failed":
+        elif result.status is FrameStatus.FAILED:
             self.failed += 1
         else:
             self.unverifiable += 1

@@ -19,13 +19,8 @@ EXTENSIONS = {"jph": ".jph", "npy": ".npy", "raw": ".raw"}
 
 
 def check_id(value: object, what: str) -> str:
-    """``value`` if it is a valid 32-character lower-case alphanumeric ID, else InvalidId.
-
-    ``what`` naming a source ("... from the service", "... from the manifest") marks an
-    ID the server sent: see :func:`check_server_id`.
-    """
-    if " from the " in what:
-        return check_server_id(value, what)
+    """``value`` if it is a valid 32-character lower-case alphanumeric ID the *user* gave,
+    else InvalidId (a usage error). IDs the service sent go to :func:`check_server_id`."""
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise InvalidId(
             f"{what} {value!r} is not valid",
@@ -60,19 +55,17 @@ def check_job_id(value: object) -> str:
 
 
 def frame_path(out_dir: Path, image_set_id: str, frame_id: str, fmt: str) -> Path | None:
-    """``out_dir/<imageSetId>/<imageFrameId>.<ext>``, or None for format ``none``."""
+    """``out_dir/<imageSetId>/<imageFrameId>.<ext>``, or None for format ``none``.
+
+    Both IDs must match the service's pattern (32 of ``[0-9a-z]``), which has no room for
+    a separator or ``..``: the path cannot leave ``out_dir``, and no file system call is
+    needed to prove it, which matters at thousands of frames a second.
+    """
     if fmt == "none":
         return None
     check_id(image_set_id, "image set ID")
     check_id(frame_id, "image frame ID")
-    path = out_dir / image_set_id / (frame_id + EXTENSIONS[fmt])
-    ensure_inside(out_dir, path)
-    return path
-
-
-def tmp_path(path: Path) -> Path:
-    """The temporary name a frame is written under before it is verified."""
-    return path.with_name(path.name + ".tmp")
+    return out_dir / image_set_id / (frame_id + EXTENSIONS[fmt])
 
 
 def ensure_inside(root: Path, path: Path) -> None:

@@ -10,7 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 OutputFormat = Literal["jph", "npy", "raw", "none"]
 PoolKind = Literal["process", "thread"]
@@ -54,9 +54,8 @@ class Settings:
     # Concurrency.
     fetchers: int = 64
     decoders: int = field(default_factory=_default_decoders)
-    #: Decode workers are threads by default: OpenJPH and the CRC release the GIL, and the
-    #: benchmark measured the thread pool 1.5x faster than a process pool on 2 cores
-    #: (no pickling of every compressed frame, no result hand-off thread).
+    #: Decode workers are threads by default: OpenJPH and the CRC release the GIL, and no
+    #: compressed frame is pickled to another process (benchmarks/NOTES.md compares them).
     pool: PoolKind = "thread"
     #: GetImageFrame through the lean aiohttp path (default) or through aiobotocore.
     frame_client: FrameClientKind = "lean"
@@ -84,14 +83,12 @@ class Settings:
     metadata_max_bytes: int = METADATA_MAX_BYTES
 
     # Behaviour.
-    quiet: bool = False
-    debug: bool = False
     #: Run the event loop on uvloop when it is installed (benchmarks compare both).
     uvloop: bool = True
 
-    def replace(self, **changes: object) -> Settings:
+    def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
         from .errors import UsageError
@@ -121,7 +118,7 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Defaults, then ``HI_ASYNC_*`` environment variables, then ``overrides``."""
-        env: dict[str, object] = {}
+        env: dict[str, Any] = {}
         ints = {"FETCHERS": "fetchers", "DECODERS": "decoders", "QUEUE_SIZE": "queue_size",
                 "MAX_ATTEMPTS": "max_attempts"}
         for var, name in ints.items():
@@ -146,4 +143,4 @@ class Settings:
                         or configured_endpoint_url("medical-imaging")):
             env["endpoint_url"] = endpoint
         env.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**env)  # type: ignore[arg-type]
+        return cls(**env)

@@ -1,17 +1,11 @@
-"""``bench``: frames-per-second benchmarks on the local stack (runs benchmarks/bench.py).
-
-The benchmark code lives in the source checkout's ``benchmarks/`` folder, beside the
-``hi_async`` package, not in the package itself: it is for measuring hi_async, not for
-using it. An installed wheel has no such folder and says so.
-"""
+"""``bench``: frames-per-second benchmarks on the local stack (:mod:`hi_async.bench`)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from ..errors import NotAvailable, UsageError
+from ..errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The bench flags (also used by ``python benchmarks/bench.py``)."""
+    """The bench flags."""
     p.add_argument("--quick", action="store_true",
                    help="a tiny study and few configurations (smoke test, CI)")
     p.add_argument("--sweep", action="store_true",
@@ -42,34 +36,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="about how many frames the sequential client fetches, spread over "
                    "the image sets (default 220; 0 means all)")
     p.add_argument("--out", type=Path, default=None, metavar="PATH",
-                   help="results JSON (default benchmarks/results/bench-<date>.json)")
+                   help="results JSON (default ./hi_async-bench/bench-<date>.json)")
     p.add_argument("--plot", action="store_true",
                    help="write a PNG of the sweep next to the JSON (needs the 'plot' extra)")
     p.add_argument("--no-standalone", action="store_true",
-                   help="skip the stand-alone emulator_frames.py and import_throughput.py")
-
-
-def benchmarks_dir(root: Path | None = None) -> Path:
-    """The checkout's benchmarks/ folder (beside the package), or a clear error."""
-    root = root or Path(__file__).resolve().parents[2]
-    folder = root / "benchmarks"
-    if not (folder / "bench.py").is_file():
-        raise NotAvailable(
-            f"'bench' runs from a source checkout, and {folder} has no bench.py",
-            hint="clone the hi_async repository and run 'python -m hi_async bench' from it "
-            "(an installed wheel does not include benchmarks/)",
-        )
-    return folder
+                   help="skip the stand-alone emulator_frames and import_throughput runs")
 
 
 def _bench(args: argparse.Namespace) -> int:
-    folder = benchmarks_dir()
     if args.frames is not None and args.frames < 10:
         raise UsageError(f"--frames must be at least 10, got {args.frames}",
                          hint="the 10x run uses ten MR series of at least one frame each")
-    root = str(folder.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from benchmarks.bench import execute
+    from ..bench.main import execute
 
     return execute(args)

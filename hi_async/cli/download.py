@@ -35,23 +35,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from ..api import Downloader, run_sync, validate_selection
-    from ..progress import Progress, format_summary, report_failures
+    from ..api import Downloader, run_sync
+    from ..image_sets import validate_selection
+    from ..model import Summary
+    from ..paths import prepare_out_dir
     from ..settings import Settings
+    from .progress import Progress, format_summary, report_failures
 
     settings = Settings.from_env(
         endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
         fetchers=args.fetchers, decoders=args.decoders, pool=args.pool,
-        output_format=args.format, resume=not args.no_resume, quiet=args.quiet,
-        debug=getattr(args, "debug", False),
+        output_format=args.format, resume=not args.no_resume,
     )
     out = Path(args.out)
     validate_selection(args.datastore_id, args.image_set_id, args.import_job_id, args.all)
-    from ..paths import prepare_out_dir
-
     prepare_out_dir(out)
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main() -> Summary:
         with Progress(enabled=not args.quiet) as progress:
             async with Downloader(settings) as dl:
                 return await dl.download(

@@ -7,7 +7,7 @@ import functools
 import sys
 from pathlib import Path
 
-from ..errors import ConfigurationError, HiAsyncError, UsageError
+from ..errors import HiAsyncError, UsageError
 
 _MENU = ("ct-chest", "ct-pelvis", "mri-head", "mri-breast")
 
@@ -79,15 +79,11 @@ def _menu_choice(answer: str) -> str | None:
 
 
 def _aws_region(args: argparse.Namespace) -> str:
-    if args.region:
-        return str(args.region)
-    import boto3
+    from ..aws.clients import aws_session, resolve_region
+    from ..settings import Settings
 
-    region = boto3.Session(profile_name=args.profile).region_name
-    if not region:
-        raise ConfigurationError("no AWS region is configured for --aws",
-                                 hint="pass --region (for example --region us-east-1)")
-    return str(region)
+    settings = Settings(region=args.region, profile=args.profile)
+    return resolve_region(aws_session(settings), settings)
 
 
 def _tell_what_remains(out_dir: Path) -> None:
@@ -125,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         print("\n".join(describe(plan)))
         return 0
     settings = Settings.from_env(fetchers=args.fetchers, decoders=args.decoders,
-                                 output_format=args.format, quiet=args.quiet)
+                                 output_format=args.format)
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     try:
         outcome = run_sync(functools.partial(run_workflow, plan, settings, say), settings)

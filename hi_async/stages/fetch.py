@@ -1,53 +1,41 @@
-"""Fetch stage: GetImageFrame with the body read inside the retry.
+"""Fetch stage: GetImageFrame for each frame, its body read whole inside the retry.
 
-botocore does not retry a streaming body that breaks after the headers arrived
-(IncompleteReadError / ResponseStreamingError), so the whole request is re-sent here.
+A frame whose fetch fails after its retries becomes a ``failed`` result; an error that
+every other request would meet too (credentials, access, a bad request) stops the run.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
 
-from ..frameclient import FrameClient
-from ..model import FrameRef
-from ..retry import Retrier
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from ..aws import is_fatal_for_run
+from ..errors import HiAsyncError
+from ..model import EncodedFrame, FrameRef, FrameResult, FrameStatus
+from .context import RunContext
 
 
-class Fetcher:
-    """GetImageFrame on one shared client; concurrency is owned by the caller's tasks."""
+async def fetch(ctx: RunContext, ref: FrameRef) -> EncodedFrame:
+    """The frame as served; raises a hi_async error when retries could not get it."""
+    data, content_type = await ctx.hi.get_frame(ref.datastore_id, ref.image_set_id,
+                                                ref.image_frame_id)
+    return EncodedFrame(ref, data, content_type)
 
-    def __init__(self, mi: Any, retrier: Retrier, frames: FrameClient | None = None) -> None:
-        self._mi = mi
-        self._retrier = retrier
-        self._frames = frames
 
-    async def fetch(self, ref: FrameRef) -> tuple[bytes, str | None]:
-        """(encoded bytes, Content-Type) of one frame, or a translated hi_async error."""
-        mi = self._mi
-        retrier = self._retrier
-        if self._frames is not None:
-            get = self._frames.get_frame
-            return await retrier.call(
-                lambda: get(ref.datastore_id, ref.image_set_id, ref.image_frame_id),
-                f"get frame {ref.image_frame_id} of image set {ref.image_set_id}",
-            )
-
-        async def op() -> tuple[bytes, str | None]:
-            answer = await mi.get_image_frame(
-                datastoreId=ref.datastore_id,
-                imageSetId=ref.image_set_id,
-                imageFrameInformation={"imageFrameId": ref.image_frame_id},
-            )
-            attempts = answer["ResponseMetadata"].get("RetryAttempts", 0)
-            if attempts:
-                retrier.retries += int(attempts)
-            body = answer["imageFrameBlob"]
+async def run(frames: ObjectReceiveStream[FrameRef], encoded: ObjectSendStream[EncodedFrame],
+              results: ObjectSendStream[FrameResult], ctx: RunContext) -> None:
+    async with frames, encoded, results:
+        async for ref in frames:
+            t0 = time.perf_counter()
             try:
-                data = await body.read()
+                item = await fetch(ctx, ref)
+            except HiAsyncError as exc:
+                if is_fatal_for_run(exc):
+                    raise
+                await results.send(FrameResult(ref=ref, status=FrameStatus.FAILED,
+                                               error=exc.message))
+                continue
             finally:
-                body.close()
-            return bytes(data), answer.get("contentType")
-
-        return await retrier.call(
-            op, f"get frame {ref.image_frame_id} of image set {ref.image_set_id}"
-        )
+                ctx.stats.busy["fetch"] += time.perf_counter() - t0
+            await encoded.send(item)

@@ -1,36 +1,47 @@
-"""Metadata stage: GetImageSetMetadata → FrameRefs, parsed off the event loop."""
+"""Metadata stage: each image set's metadata → its frames, or their resumed results.
+
+The gzip JSON is inflated and parsed in a thread: tens of MB of it would stall every
+fetch on the event loop.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import time
 
 import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from ..metadata import parse_metadata
-from ..model import FrameRef, ImageSetRef
-from ..retry import Retrier
+from ..model import FrameRef, FrameResult, FrameStatus, ImageSetRef
+from .context import RunContext
 
 
-async def get_metadata_blob(mi: Any, retrier: Retrier, ref: ImageSetRef) -> bytes:
-    """The gzip blob, read inside the retry (a truncated stream is retried too)."""
-
-    async def op() -> bytes:
-        answer = await mi.get_image_set_metadata(datastoreId=ref.datastore_id,
-                                                 imageSetId=ref.image_set_id)
-        retrier.retries += int(answer["ResponseMetadata"].get("RetryAttempts", 0))
-        body = answer["imageSetMetadataBlob"]
-        try:
-            return bytes(await body.read())
-        finally:
-            body.close()
-
-    return await retrier.call(op, f"get the metadata of image set {ref.image_set_id}")
+async def frames_of(ctx: RunContext, image_set: ImageSetRef) -> list[FrameRef]:
+    """Every frame of ``image_set``, in series / instance / frame order."""
+    blob = await ctx.hi.metadata_blob(image_set.datastore_id, image_set.image_set_id)
+    parse = functools.partial(parse_metadata, blob, image_set.datastore_id,
+                              image_set.image_set_id, label=image_set.label,
+                              limit=ctx.settings.metadata_max_bytes)
+    return await anyio.to_thread.run_sync(parse)
 
 
-async def frames_of(mi: Any, retrier: Retrier, ref: ImageSetRef, limit: int) -> list[FrameRef]:
-    blob = await get_metadata_blob(mi, retrier, ref)
-    # Inflating and parsing tens of MB of JSON would stall every fetch: use a thread.
-    return await anyio.to_thread.run_sync(
-        lambda: parse_metadata(blob, ref.datastore_id, ref.image_set_id,
-                               label=ref.label, limit=limit)
-    )
+async def run(image_sets: ObjectReceiveStream[ImageSetRef], frames: ObjectSendStream[FrameRef],
+              results: ObjectSendStream[FrameResult], ctx: RunContext) -> None:
+    """Send each frame on to be fetched, or its resumed result straight to the sink."""
+    async with image_sets, frames, results:
+        async for image_set in image_sets:
+            t0 = time.perf_counter()
+            refs = await frames_of(ctx, image_set)
+            ctx.stats.busy["metadata"] += time.perf_counter() - t0
+            if ctx.progress is not None:
+                ctx.progress.add_total(len(refs))
+            for ref in refs:
+                entry = ctx.resumable.get((ref.image_set_id, ref.image_frame_id))
+                if entry is None or ctx.out_dir is None:
+                    await frames.send(ref)
+                    continue
+                path = ctx.out_dir / entry.path if entry.path else None
+                await results.send(FrameResult(
+                    ref=ref, status=FrameStatus.VERIFIED, content_type=entry.content_type,
+                    actual_crc32=entry.actual_crc32, path=path, resumed=True))

@@ -1,102 +1,38 @@
-"""The AWS clients one workflow run uses; their errors are translated by hi_async.aws.
+"""The workflow's AWS access: S3, CloudFormation and HealthImaging on one AwsSession.
 
-The same code serves AWS and the local stack: only ``endpoint_url`` differs. With a custom
-endpoint botocore would prepend the data-plane host prefix (``runtime-``) to the host, so
-host-prefix injection is turned off there.
+The same code serves AWS and the local stack; only the Settings differ (endpoint,
+region, profile, explicit keys for the local stack).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import aioboto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
-from .. import aws
-from ..settings import configured_endpoint_url
-
-T = TypeVar("T")
+from ..aws.healthimaging import HealthImaging
+from ..aws.session import AwsSession
+from ..settings import Settings
 
 
-def error_code(exc: BaseException) -> str:
-    """The service's error code of a ClientError ("" for anything else)."""
-    return aws.error_code(exc)[0]
-
-
-async def call(what: str, awaitable: Awaitable[T]) -> T:
-    """Await one API call; botocore errors become hi_async errors at the one boundary
-    (:func:`hi_async.aws.translate`). ``what`` reads after "while trying to"."""
-    try:
-        return await awaitable
-    except (ClientError, BotoCoreError) as exc:
-        raise aws.translate(exc, what) from exc
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where and as whom to call: AWS (endpoint_url None) or a local stack."""
-
-    region: str
-    endpoint_url: str | None = None
-    profile: str | None = None
-
-    @property
-    def is_local(self) -> bool:
-        return self.endpoint_url is not None
-
-
-class Clients:
-    """``async with Clients(endpoint) as c``: c.s3, c.cfn, c.mi (medical-imaging)."""
+class Clients(AwsSession):
+    """``async with Clients(settings) as c``: ``c.s3``, ``c.cfn``, ``c.mi`` (the SDK
+    clients), ``c.hi`` (HealthImaging as hi_async uses it) and ``await c.call(what, op)``."""
 
     s3: Any
     cfn: Any
     mi: Any
+    hi: HealthImaging
 
-    def __init__(self, endpoint: Endpoint, *, max_pool_connections: int = 64) -> None:
-        self.endpoint = endpoint
-        self._pool = max_pool_connections
-        self._stack = AsyncExitStack()
+    def __init__(self, settings: Settings, *, pool: int = 64) -> None:
+        super().__init__(settings, pool=pool)
 
     async def __aenter__(self) -> Clients:
-        ep = self.endpoint
-        kwargs: dict[str, Any] = {"region_name": ep.region}
-        if ep.endpoint_url:
-            kwargs["endpoint_url"] = ep.endpoint_url
-        if ep.profile:
-            session = aioboto3.Session(profile_name=ep.profile, region_name=ep.region)
-        elif ep.is_local:
-            # Any key works on the local stack; never reach for the user's real credentials.
-            session = aioboto3.Session(aws_access_key_id="testing",
-                                       aws_secret_access_key="testing",
-                                       region_name=ep.region)
-        else:
-            session = aioboto3.Session(region_name=ep.region)
-        config = Config(
-            retries={"mode": "adaptive", "max_attempts": 8},
-            max_pool_connections=self._pool,
-            inject_host_prefix=not ep.is_local,
-            s3={"addressing_style": "path"} if ep.is_local else None,
-        )
-        if configured_endpoint_url("medical-imaging"):
-            # An endpoint from AWS_ENDPOINT_URL[_MEDICAL_IMAGING] is a custom one too.
-            mi_config = config.merge(Config(inject_host_prefix=False))
-        else:
-            mi_config = config
+        await super().__aenter__()
         try:
-            self.s3 = await self._stack.enter_async_context(
-                session.client("s3", config=config, **kwargs))
-            self.cfn = await self._stack.enter_async_context(
-                session.client("cloudformation", config=config, **kwargs))
-            self.mi = await self._stack.enter_async_context(
-                session.client("medical-imaging", config=mi_config, **kwargs))
+            self.s3 = await self.client("s3")
+            self.cfn = await self.client("cfn")
+            self.mi = await self.client("mi")
+            self.hi = HealthImaging(self)
         except BaseException:
-            await self._stack.aclose()
+            await self.__aexit__(None, None, None)
             raise
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._stack.aclose()

@@ -7,13 +7,14 @@ for objects over 5 GiB, so those go through a multipart upload of UploadPartCopy
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from .clients import call
+from .clients import Clients
 
 #: S3's limit for a single CopyObject (5 GiB).
 COPY_OBJECT_LIMIT = 5 * 1024**3
@@ -30,14 +31,17 @@ class CopyResult:
     multipart: int
 
 
-async def list_objects(s3: Any, bucket: str, prefix: str) -> AsyncIterator[tuple[str, int]]:
+async def list_objects(clients: Clients, bucket: str,
+                       prefix: str) -> AsyncIterator[tuple[str, int]]:
     """(key, size) of every object under ``prefix``, page by page."""
+    s3 = clients.s3
     token: str | None = None
     while True:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         if token:
             kwargs["ContinuationToken"] = token
-        page = await call(f"list s3://{bucket}/{prefix}", s3.list_objects_v2(**kwargs))
+        page = await clients.call(f"list s3://{bucket}/{prefix}",
+                                  functools.partial(s3.list_objects_v2, **kwargs))
         for obj in page.get("Contents", []):
             if not obj["Key"].endswith("/"):
                 yield obj["Key"], int(obj["Size"])
@@ -46,12 +50,14 @@ async def list_objects(s3: Any, bucket: str, prefix: str) -> AsyncIterator[tuple
             return
 
 
-async def multipart_copy(s3: Any, src_bucket: str, src_key: str, size: int, dst_bucket: str,
-                         dst_key: str, *, part_size: int = PART_SIZE,
+async def multipart_copy(clients: Clients, src_bucket: str, src_key: str, size: int,
+                         dst_bucket: str, dst_key: str, *, part_size: int = PART_SIZE,
                          concurrency: int = 8) -> None:
     """Copy one large object as concurrent UploadPartCopy ranges; abort on any failure."""
-    what = f"copying s3://{src_bucket}/{src_key} in parts"
-    upload = await call(what, s3.create_multipart_upload(Bucket=dst_bucket, Key=dst_key))
+    s3 = clients.s3
+    what = f"copy s3://{src_bucket}/{src_key} in parts"
+    upload = await clients.call(what, lambda: s3.create_multipart_upload(Bucket=dst_bucket,
+                                                                          Key=dst_key))
     upload_id = upload["UploadId"]
     ranges = [(n + 1, start, min(start + part_size, size) - 1)
               for n, start in enumerate(range(0, size, part_size))]
@@ -60,7 +66,7 @@ async def multipart_copy(s3: Any, src_bucket: str, src_key: str, size: int, dst_
 
     async def part(number: int, first: int, last: int) -> None:
         async with limit:
-            answer = await call(what, s3.upload_part_copy(
+            answer = await clients.call(what, lambda: s3.upload_part_copy(
                 Bucket=dst_bucket, Key=dst_key, UploadId=upload_id, PartNumber=number,
                 CopySource={"Bucket": src_bucket, "Key": src_key},
                 CopySourceRange=f"bytes={first}-{last}"))
@@ -70,10 +76,10 @@ async def multipart_copy(s3: Any, src_bucket: str, src_key: str, size: int, dst_
         async with anyio.create_task_group() as tg:
             for number, first, last in ranges:
                 tg.start_soon(part, number, first, last)
-        await call(what, s3.complete_multipart_upload(
+        parts = [{"PartNumber": n, "ETag": etags[n]} for n, _, _ in ranges]
+        await clients.call(what, lambda: s3.complete_multipart_upload(
             Bucket=dst_bucket, Key=dst_key, UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]}
-                                       for n, _, _ in ranges]}))
+            MultipartUpload={"Parts": parts}))
     except BaseException:
         with anyio.CancelScope(shield=True):
             # A failed abort only leaves parts a lifecycle rule expires; keep the real error.
@@ -83,7 +89,7 @@ async def multipart_copy(s3: Any, src_bucket: str, src_key: str, size: int, dst_
         raise
 
 
-async def copy_prefix(s3: Any, src_bucket: str, src_prefix: str, dst_bucket: str,
+async def copy_prefix(clients: Clients, src_bucket: str, src_prefix: str, dst_bucket: str,
                       dst_prefix: str, *, concurrency: int = 32,
                       multipart_threshold: int = COPY_OBJECT_LIMIT,
                       part_size: int = PART_SIZE,
@@ -93,12 +99,13 @@ async def copy_prefix(s3: Any, src_bucket: str, src_prefix: str, dst_bucket: str
     Listing and copying overlap: a bounded stream carries keys from the lister to the
     copiers, so a huge prefix never sits in memory.
     """
+    s3 = clients.s3
     send, receive = anyio.create_memory_object_stream[tuple[str, int]](concurrency * 2)
     totals = {"objects": 0, "bytes": 0, "multipart": 0}
 
     async def lister() -> None:
         async with send:
-            async for item in list_objects(s3, src_bucket, src_prefix):
+            async for item in list_objects(clients, src_bucket, src_prefix):
                 await send.send(item)
 
     async def copier(items: Any) -> None:
@@ -106,12 +113,12 @@ async def copy_prefix(s3: Any, src_bucket: str, src_prefix: str, dst_bucket: str
             async for key, size in items:
                 dst_key = dst_prefix + key[len(src_prefix):]
                 if size > multipart_threshold:
-                    await multipart_copy(s3, src_bucket, key, size, dst_bucket, dst_key,
+                    await multipart_copy(clients, src_bucket, key, size, dst_bucket, dst_key,
                                          part_size=part_size)
                     totals["multipart"] += 1
                 else:
-                    await call(f"copy s3://{src_bucket}/{key}", s3.copy_object(
-                        Bucket=dst_bucket, Key=dst_key,
+                    await clients.call(f"copy s3://{src_bucket}/{key}", functools.partial(
+                        s3.copy_object, Bucket=dst_bucket, Key=dst_key,
                         CopySource={"Bucket": src_bucket, "Key": key}))
                 totals["objects"] += 1
                 totals["bytes"] += size

@@ -10,15 +10,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EndpointUnreachable, HiAsyncError, NotFound, UsageError
-from ..local.moto_state import STATE_FILE as MOTO_STATE_FILE
-from ..settings import Settings, configured_endpoint_url
+from ..errors import EndpointUnreachable, NotFound, UsageError, first_error
+from ..settings import Settings
 from .cleanup import cleanup
-from .clients import Clients, Endpoint
+from .clients import Clients
 from .plan import Plan
 from .report import RunReport
-from .run import run_on
-from .session import embedded_endpoint, interruptible, local_data_dir, remove_local_data
+from .run import execute
+from .session import (
+    embedded_stack,
+    interruptible,
+    local_data_dir,
+    moto_state_saved,
+    remove_local_data,
+    target_settings,
+)
 from .state import RunState, StateFile
 
 Say = Callable[[str], None]
@@ -33,25 +39,6 @@ class Outcome:
     interrupted: bool
 
 
-def first_error(group: BaseExceptionGroup) -> BaseException:
-    """The error to show for a failed task group: ours first, then any other."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    for kind in (HiAsyncError, Exception):
-        for exc in leaves:
-            if isinstance(exc, kind):
-                return exc
-    return leaves[0] if leaves else group
-
-
 def _check_out_dir(out_dir: Path) -> None:
     try:
         previous = StateFile.load(out_dir).state
@@ -61,10 +48,6 @@ def _check_out_dir(out_dir: Path) -> None:
         raise UsageError(
             f"{out_dir} belongs to run {previous.run_id}, whose resources were not cleaned up",
             hint=f"run 'python -m hi_async cleanup --out {out_dir}' first, or pick another --out")
-
-
-#: The key the workflow signs local-stack requests with (any key works there).
-LOCAL_KEY = "testing"
 
 
 async def run_workflow(plan: Plan, settings: Settings, say: Say = print) -> Outcome:
@@ -78,29 +61,19 @@ async def run_workflow(plan: Plan, settings: Settings, say: Say = print) -> Outc
         profile=plan.profile, local_data_dir=str(data_dir) if data_dir else None))
     state_file.save()
 
-    # The local stack accepts any key: give the downloader one explicitly, so that a
-    # machine's real credentials are never sent to it and none are needed.
-    local_keys = {"access_key_id": LOCAL_KEY, "secret_access_key": LOCAL_KEY,
-                  "session_token": None}
+    async def run_on(endpoint_url: str | None) -> RunReport:
+        target = target_settings(settings, region=plan.region, endpoint_url=endpoint_url,
+                                 profile=plan.profile)
+        async with Clients(target) as clients:
+            return await execute(plan, clients, state_file, target, say)
 
     async def work() -> RunReport:
         if data_dir is None:
-            endpoint = Endpoint(plan.region, plan.endpoint_url, plan.profile)
-            keys = local_keys if endpoint.is_local and not plan.profile else {}
-            # On AWS the downloader goes where botocore's clients go: an endpoint set in
-            # AWS_ENDPOINT_URL[_MEDICAL_IMAGING] (a VPC endpoint, a proxy) included.
-            download_url = plan.endpoint_url or (configured_endpoint_url("medical-imaging")
-                                                 if plan.aws else None)
-            return await run_on(plan, endpoint, state_file,
-                                settings.replace(endpoint_url=download_url,
-                                                 region=plan.region, profile=plan.profile,
-                                                 **keys), say)
+            return await run_on(plan.endpoint_url)
         say(f"starting the local stack (data in {data_dir}) ...")
-        async with embedded_endpoint(data_dir, plan.region) as endpoint:
-            state_file.update(endpoint_url=endpoint.endpoint_url)
-            return await run_on(plan, endpoint, state_file,
-                                settings.replace(endpoint_url=endpoint.endpoint_url,
-                                                 region=plan.region, **local_keys), say)
+        async with embedded_stack(data_dir) as url:
+            state_file.update(endpoint_url=url)
+            return await run_on(url)
 
     try:
         report, interrupted = await interruptible(work)
@@ -142,14 +115,16 @@ async def run_cleanup(out_dir: Path, say: Say = print) -> RunState:
             raise NotFound(f"the local stack's data folder {data_dir} is gone",
                            hint="nothing of that run can remain; delete the state file")
         say(f"starting the local stack again on {data_dir} ...")
-        if not (data_dir / MOTO_STATE_FILE).is_file():
+        if not moto_state_saved(data_dir):
             # Saved at a clean stop only: a killed stack took them with it.
             say("  (its S3 buckets, IAM role and stack were not saved when its process "
                 "ended and are gone; the HealthImaging data is kept on disk and is removed "
                 "now)")
-        async with embedded_endpoint(data_dir, state.region) as endpoint:
-            state_file.update(endpoint_url=endpoint.endpoint_url)
-            async with Clients(endpoint) as clients:
+        async with embedded_stack(data_dir) as url:
+            state_file.update(endpoint_url=url)
+            target = target_settings(Settings(), region=state.region, endpoint_url=url,
+                                     profile=None)
+            async with Clients(target) as clients:
                 await cleanup(clients, state_file, say)
         remove_local_data(data_dir)
         return state
@@ -161,6 +136,8 @@ async def run_cleanup(out_dir: Path, say: Say = print) -> RunState:
                 "not answer",
                 hint="start it again (with the same --port and --data-dir) and rerun cleanup; "
                 "a stack without --data-dir took its resources with it when it stopped")
-    async with Clients(Endpoint(state.region, state.endpoint_url, state.profile)) as clients:
+    target = target_settings(Settings(), region=state.region, endpoint_url=state.endpoint_url,
+                             profile=state.profile)
+    async with Clients(target) as clients:
         await cleanup(clients, state_file, say)
     return state

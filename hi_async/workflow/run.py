@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from ..api import Downloader
+from ..errors import WorkflowError
 from ..model import ImageSetRef
 from ..settings import Settings
 from .cleanup import cleanup
-from .clients import Clients, Endpoint
+from .clients import Clients
 from .copy import copy_prefix
 from .deploy import create_stack
-from .download import download_study, open_downloader
-from .importjobs import run_import, start_import
+from .importjobs import run_import
 from .plan import Plan, Study, template_body
 from .report import RunReport, StudyReport
 from .state import StateFile
@@ -35,81 +35,95 @@ Say = Callable[[str], None]
 
 
 @dataclass
-class _Progress:
-    """Per-study clocks: when its copy started and when its last frame was done."""
+class WorkflowRun:
+    """One run of the workflow: the plan, its clients and state, and what it found."""
 
-    started: dict[str, float]
-    finished: dict[str, float]
+    plan: Plan
+    clients: Clients
+    state_file: StateFile
+    say: Say = print
+    reports: dict[str, StudyReport] = field(default_factory=dict)
+    #: Per-study clocks: when its copy started and when its last frame was done.
+    started: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.reports = {s.name: StudyReport(s.name) for s in self.plan.studies}
 
-async def _copy_stage(plan: Plan, clients: Clients, state_file: StateFile,
-                      reports: dict[str, StudyReport], progress: _Progress,
-                      send: ObjectSendStream[Study], say: Say) -> None:
-    bucket = state_file.state.outputs["InputBucketName"]
-    async with send:
-        for study in plan.studies:
-            progress.started[study.name] = time.monotonic()
-            result = await copy_prefix(clients.s3, study.source_bucket, study.source_prefix,
-                                       bucket, f"{study.name}/")
-            if result.objects == 0:
-                from ..errors import WorkflowError
+    @property
+    def outputs(self) -> dict[str, str]:
+        return self.state_file.state.outputs
 
-                raise WorkflowError(f"{study.source_uri} holds no files to import",
-                                    hint="check the --study prefix")
-            reports[study.name].instances_copied = result.objects
-            state_file.state.studies.setdefault(study.name, {})["copied"] = result.objects
-            state_file.save()
-            say(f"[{study.name}] copied {result.objects} object(s), "
-                f"{result.bytes / 1e6:.1f} MB")
-            await send.send(study)
+    async def deploy(self) -> None:
+        plan = self.plan
+        self.state_file.update(stack_name=plan.stack_name, phase="deploying")
+        self.say(f"deploying stack {plan.stack_name} ...")
+        stack_id, outputs = await create_stack(self.clients, plan.stack_name, template_body(),
+                                               {"DatastoreName": plan.datastore_name})
+        self.state_file.update(stack_id=stack_id, outputs=outputs, phase="running")
+        self.say(f"stack ready: data store {outputs['DatastoreId']}, "
+                 f"buckets {outputs['InputBucketName']} and {outputs['OutputBucketName']}")
 
+    async def copy_studies(self, send: ObjectSendStream[Study]) -> None:
+        """Copy each study into the input bucket, then hand it on to be imported."""
+        bucket = self.outputs["InputBucketName"]
+        async with send:
+            for study in self.plan.studies:
+                self.started[study.name] = time.monotonic()
+                result = await copy_prefix(self.clients, study.source_bucket,
+                                           study.source_prefix, bucket, f"{study.name}/")
+                if result.objects == 0:
+                    raise WorkflowError(f"{study.source_uri} holds no files to import",
+                                        hint="check the --study prefix")
+                self.reports[study.name].instances_copied = result.objects
+                self.state_file.state.studies.setdefault(study.name, {})["copied"] = (
+                    result.objects)
+                self.state_file.save()
+                self.say(f"[{study.name}] copied {result.objects} object(s), "
+                         f"{result.bytes / 1e6:.1f} MB")
+                await send.send(study)
 
-async def _study_after_copy(plan: Plan, clients: Clients, state_file: StateFile,
-                            reports: dict[str, StudyReport], progress: _Progress,
-                            downloader: Any, study: Study, say: Say) -> None:
-    """Import one copied study, then stream its image sets into the download pipeline."""
-    state = state_file.state
-    out = state.outputs
-    job_id = await start_import(
-        clients.mi, out["DatastoreId"], out["ImportRoleArn"],
-        plan.input_uri(out["InputBucketName"], study),
-        plan.output_uri(out["OutputBucketName"], study), f"{plan.stack_name}-{study.name}")
-    state.studies.setdefault(study.name, {})["jobId"] = job_id
-    state_file.save()
-    report = reports[study.name]
-    report.import_job_id = job_id
-    say(f"[{study.name}] import job {job_id} started")
-    outcome = await run_import(clients.mi, clients.s3, out["DatastoreId"], job_id)
-    state.studies[study.name]["imageSetIds"] = list(outcome.image_set_ids)
-    state_file.save()
-    report.image_sets = len(outcome.image_set_ids)
-    report.import_failures = list(outcome.failures)
-    report.import_warnings = list(outcome.warnings)
-    warned = f", {len(outcome.warnings)} with warnings" if outcome.warnings else ""
-    say(f"[{study.name}] import {outcome.status}: {outcome.imported}/{outcome.scanned} "
-        f"file(s), {len(outcome.image_set_ids)} image set(s), "
-        f"{len(outcome.failures)} failure(s){warned}")
+    async def import_studies(self, receive: ObjectReceiveStream[Study],
+                             downloader: Downloader) -> None:
+        """Import and download each copied study, all of them concurrently."""
+        async with receive, anyio.create_task_group() as tg:
+            async for study in receive:
+                tg.start_soon(self.import_and_download, study, downloader)
 
-    async def image_sets() -> AsyncIterator[ImageSetRef]:
-        for image_set_id in outcome.image_set_ids:
-            yield ImageSetRef(out["DatastoreId"], image_set_id, study.name)
+    async def import_and_download(self, study: Study, downloader: Downloader) -> None:
+        """Import one copied study, then stream its image sets into the download pipeline."""
+        plan, out, state = self.plan, self.outputs, self.state_file.state
+        datastore_id = out["DatastoreId"]
+        job_id = await self.clients.hi.start_import(
+            datastore_id, out["ImportRoleArn"], plan.input_uri(out["InputBucketName"], study),
+            plan.output_uri(out["OutputBucketName"], study), f"{plan.stack_name}-{study.name}")
+        state.studies.setdefault(study.name, {})["jobId"] = job_id
+        self.state_file.save()
+        report = self.reports[study.name]
+        report.import_job_id = job_id
+        self.say(f"[{study.name}] import job {job_id} started")
+        outcome = await run_import(self.clients.hi, datastore_id, job_id)
+        state.studies[study.name]["imageSetIds"] = list(outcome.image_set_ids)
+        self.state_file.save()
+        report.image_sets = len(outcome.image_set_ids)
+        report.import_failures = list(outcome.failures)
+        report.import_warnings = list(outcome.warnings)
+        warned = f", {len(outcome.warnings)} with warnings" if outcome.warnings else ""
+        self.say(f"[{study.name}] import {outcome.status}: {outcome.imported}/"
+                 f"{outcome.scanned} file(s), {len(outcome.image_set_ids)} image set(s), "
+                 f"{len(outcome.failures)} failure(s){warned}")
 
-    summary = await download_study(downloader, image_sets(), plan.out_dir / study.name)
-    progress.finished[study.name] = time.monotonic()
-    report.frames, report.verified, report.failed = (summary.frames, summary.verified,
-                                                     summary.failed)
-    report.unverifiable, report.bytes = summary.unverifiable, summary.bytes
-    say(f"[{study.name}] {summary.verified}/{summary.frames} frame(s) verified, "
-        f"{summary.failed} failed")
+        async def image_sets() -> AsyncIterator[ImageSetRef]:
+            for image_set_id in outcome.image_set_ids:
+                yield ImageSetRef(datastore_id, image_set_id, study.name)
 
-
-async def _import_stage(plan: Plan, clients: Clients, state_file: StateFile,
-                        reports: dict[str, StudyReport], progress: _Progress, downloader: Any,
-                        receive: ObjectReceiveStream[Study], say: Say) -> None:
-    async with receive, anyio.create_task_group() as tg:
-        async for study in receive:
-            tg.start_soon(_study_after_copy, plan, clients, state_file, reports, progress,
-                          downloader, study, say)
+        summary = await downloader.run(image_sets(), out_dir=plan.out_dir / study.name)
+        self.finished[study.name] = time.monotonic()
+        report.frames, report.verified, report.failed = (summary.frames, summary.verified,
+                                                         summary.failed)
+        report.unverifiable, report.bytes = summary.unverifiable, summary.bytes
+        self.say(f"[{study.name}] {summary.verified}/{summary.frames} frame(s) verified, "
+                 f"{summary.failed} failed")
 
 
 async def execute(plan: Plan, clients: Clients, state_file: StateFile, settings: Settings,
@@ -117,42 +131,24 @@ async def execute(plan: Plan, clients: Clients, state_file: StateFile, settings:
     """Deploy, copy, import and download every study; clean up unless ``plan.keep``.
 
     Each study's frames go under ``out_dir/<study>/`` (a download folder of its own, with
-    its index.jsonl and summary.json, so a rerun of ``download`` there resumes).
+    its index.jsonl and summary.json, so a rerun of ``download`` there resumes). One
+    Downloader (one HealthImaging client, one decode pool) serves every study.
     """
     t0 = time.monotonic()
-    reports = {s.name: StudyReport(s.name) for s in plan.studies}
-    progress = _Progress({}, {})
-    state = state_file.state
-    state_file.update(stack_name=plan.stack_name, phase="deploying")
-    say(f"deploying stack {plan.stack_name} ...")
-    stack_id, outputs = await create_stack(clients.cfn, plan.stack_name, template_body(),
-                                           {"DatastoreName": plan.datastore_name})
-    state_file.update(stack_id=stack_id, outputs=outputs, phase="running")
-    say(f"stack ready: data store {outputs['DatastoreId']}, "
-        f"buckets {outputs['InputBucketName']} and {outputs['OutputBucketName']}")
-
+    run = WorkflowRun(plan, clients, state_file, say)
+    await run.deploy()
     send_studies, receive_studies = anyio.create_memory_object_stream[Study](1)
-    async with open_downloader(settings) as downloader, anyio.create_task_group() as tg:
-        tg.start_soon(_copy_stage, plan, clients, state_file, reports, progress,
-                      send_studies, say)
-        tg.start_soon(_import_stage, plan, clients, state_file, reports, progress, downloader,
-                      receive_studies, say)
-
+    async with Downloader(settings) as downloader, anyio.create_task_group() as tg:
+        tg.start_soon(run.copy_studies, send_studies)
+        tg.start_soon(run.import_studies, receive_studies, downloader)
     end = time.monotonic()
-    for name, report in reports.items():
-        report.seconds = progress.finished.get(name, end) - progress.started.get(name, t0)
+    for name, report in run.reports.items():
+        report.seconds = run.finished.get(name, end) - run.started.get(name, t0)
     state_file.update(phase="done")
-    run_report = RunReport(state.run_id, list(reports.values()))
+    run_report = RunReport(state_file.state.run_id, list(run.reports.values()))
     if not plan.keep:
         say("cleaning up ...")
         await cleanup(clients, state_file, say)
         run_report.cleaned_up = True
     run_report.seconds = time.monotonic() - t0
     return run_report
-
-
-async def run_on(plan: Plan, endpoint: Endpoint, state_file: StateFile, settings: Settings,
-                 say: Say = print) -> RunReport:
-    """:func:`execute` with the clients for ``endpoint``."""
-    async with Clients(endpoint, max_pool_connections=64) as clients:
-        return await execute(plan, clients, state_file, settings, say)

@@ -16,9 +16,27 @@ from typing import TypeVar
 
 import anyio
 
-from .clients import Endpoint
+from ..settings import Settings
 
 T = TypeVar("T")
+
+#: The key the workflow signs local-stack requests with (any key works there).
+LOCAL_KEY = "testing"
+
+
+def target_settings(settings: Settings, *, region: str, endpoint_url: str | None,
+                    profile: str | None) -> Settings:
+    """``settings`` pointed at a run's target: AWS (``endpoint_url`` None: the standard
+    chain, and botocore's endpoint variables) or a local stack at ``endpoint_url``.
+
+    The local stack accepts any key: it gets one explicitly (unless a profile is named),
+    so that a machine's real credentials are never sent to it and none are needed.
+    """
+    keys: dict[str, str | None] = {}
+    if endpoint_url is not None and profile is None:
+        keys = {"access_key_id": LOCAL_KEY, "secret_access_key": LOCAL_KEY,
+                "session_token": None}
+    return settings.replace(endpoint_url=endpoint_url, region=region, profile=profile, **keys)
 
 
 def local_data_dir(out_dir: Path) -> Path:
@@ -31,13 +49,20 @@ def _make_dir(path: Path) -> None:
 
 
 @asynccontextmanager
-async def embedded_endpoint(data_dir: Path, region: str) -> AsyncIterator[Endpoint]:
-    """Start the local stack in its own process (it must not share our GIL)."""
+async def embedded_stack(data_dir: Path) -> AsyncIterator[str]:
+    """Start the local stack in its own process (it must not share our GIL); its URL."""
     from ..local.stack import LocalStack
 
     _make_dir(data_dir)
     async with LocalStack(mode="process", data_dir=data_dir) as stack:
-        yield Endpoint(region=region, endpoint_url=stack.url)
+        yield stack.url
+
+
+def moto_state_saved(data_dir: Path) -> bool:
+    """Did the embedded stack save moto's state (S3, IAM, CloudFormation) at its stop?"""
+    from ..local.moto_state import STATE_FILE
+
+    return (data_dir / STATE_FILE).is_file()
 
 
 def remove_local_data(data_dir: Path) -> None:

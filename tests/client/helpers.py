@@ -11,6 +11,8 @@ from typing import Any
 import imagecodecs
 import numpy as np
 
+from hi_async.model import EncodedFrame, FrameRef
+
 
 def crc(pixels: np.ndarray) -> int:
     """The service's rule, written independently of hi_async.codecs: zlib over LE bytes."""
@@ -100,3 +102,18 @@ def document(series: dict[str, dict[str, Any]], image_set_id: str = frame_id(999
 
 def gz(doc: Any) -> bytes:
     return gzip.compress(json.dumps(doc).encode())
+
+
+def encoded_frame(data: bytes, content_type: str | None, rows: int, columns: int,
+                  samples: int, dtype: str, expected_crc32: int | None, *,
+                  bits_allocated: int | None = None) -> EncodedFrame:
+    """A fetched frame as the decode stage receives it, described by its stored dtype."""
+    kind = np.dtype(dtype)
+    bits = 8 * kind.itemsize if bits_allocated is None else bits_allocated
+    ref = FrameRef(datastore_id="0" * 32, image_set_id="1" * 32, image_frame_id="2" * 32,
+                   study_instance_uid="1.2", series_instance_uid="1.2.3",
+                   sop_instance_uid="1.2.3.4", frame_number=1, rows=rows, columns=columns,
+                   samples_per_pixel=samples, bits_allocated=bits, bits_stored=bits,
+                   signed=kind.kind == "i", stored_transfer_syntax_uid="1.2.840.10008.1.2.1",
+                   expected_crc32=expected_crc32)
+    return EncodedFrame(ref, data, content_type)

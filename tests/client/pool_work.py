@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import Any
 
-from hi_async.stages.work import Job, Outcome, run_job
+from hi_async.model import EncodedFrame
+from hi_async.verify import Outcome, verify_frame
 
-#: A job with this content type kills the process that runs it, as a codec crash would.
+#: A frame with this content type kills the process that runs it, as a codec crash would.
 POISON = "test/kills-its-worker"
 
 
-def die_on_poison(job: Job) -> Outcome:
-    if job.content_type == POISON:
+def die_on_poison(frame: EncodedFrame, **kwargs: Any) -> Outcome:
+    if frame.content_type == POISON:
         os.kill(os.getpid(), signal.SIGKILL)
-    return run_job(job)
+    return verify_frame(frame, **kwargs)
 
 
-def always_die(job: Job) -> Outcome:
+def always_die(frame: EncodedFrame, **kwargs: Any) -> Outcome:
     os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError("unreachable")

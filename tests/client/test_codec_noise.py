@@ -13,21 +13,24 @@ _SCRIPT = textwrap.dedent("""
     import random, sys
     import numpy as np
     import imagecodecs
-    from hi_async.stages.work import Job, run_job
+    from hi_async.model import EncodedFrame, FrameRef
+    from hi_async.verify import verify_frame
 
     if sys.argv[1] == "pool":
-        from hi_async.stages.decode import DecodePool
+        from hi_async.decodepool import DecodePool
         DecodePool("thread", 1)  # what a download sets up before decoding
     pixels = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 7) % 4096
     good = imagecodecs.htj2k_encode(pixels)
     rng = random.Random(1)
+    ref = FrameRef("0" * 32, "1" * 32, "2" * 32, "1.2", "1.2.3", "1.2.3.4", 1, 64, 64, 1,
+                   16, 16, False, "1.2.840.10008.1.2.4.202", 0)
     statuses = []
     for _ in range(100):
         damaged = bytearray(good)
         for _ in range(3):
             damaged[rng.randrange(len(damaged))] ^= 0xFF
-        job = Job(bytes(damaged), "image/jph", 64, 64, 1, "<u2", 0, "none", None)
-        statuses.append(run_job(job).status)
+        frame = EncodedFrame(ref, bytes(damaged), "image/jph")
+        statuses.append(verify_frame(frame, path=None, fmt="none").check.value)
     print(statuses.count("mismatch"))
 """)
 

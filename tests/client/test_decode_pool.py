@@ -7,30 +7,31 @@ import anyio
 import numpy as np
 import pytest
 
+from hi_async import decodepool
+from hi_async.decodepool import DecodePool
 from hi_async.errors import DecodePoolBroken
-from hi_async.stages import decode
-from hi_async.stages.decode import DecodePool
-from hi_async.stages.work import Job
+from hi_async.verify import Outcome
 
-from .helpers import crc
+from .helpers import crc, encoded_frame
 from .pool_work import POISON, always_die, die_on_poison
 
 
-def _job(n: int, content_type: str = "application/octet-stream") -> Job:
+async def _run(pool: DecodePool, n: int, content_type: str = "application/octet-stream"
+               ) -> Outcome:
     pixels = np.full((8, 8), n, dtype="<u2")
-    return Job(pixels.tobytes(), content_type, 8, 8, 1, "<u2", crc(pixels), "none", None)
+    frame = encoded_frame(pixels.tobytes(), content_type, 8, 8, 1, "<u2", crc(pixels))
+    return await pool.run(frame, path=None, fmt="none")
 
 
 async def test_a_frame_that_kills_its_worker_is_reported_and_the_rest_verified() -> None:
     pool = DecodePool("process", 2, work=die_on_poison)
     try:
-        assert (await pool.run(_job(0))).status == "verified"  # the pool has started
+        assert (await _run(pool, 0)).check.value == "verified"  # the pool has started
         outcomes: dict[int, str] = {}
 
         async def one(n: int) -> None:
-            job = _job(n, POISON if n == 7 else "application/octet-stream")
-            outcome = await pool.run(job)
-            outcomes[n] = outcome.status
+            outcome = await _run(pool, n, POISON if n == 7 else "application/octet-stream")
+            outcomes[n] = outcome.check.value
             if n == 7:
                 assert outcome.error is not None and "died on this frame" in outcome.error
 
@@ -48,20 +49,20 @@ async def test_a_pool_that_dies_before_any_frame_says_why() -> None:
     pool = DecodePool("process", 1, work=always_die)
     try:
         with pytest.raises(DecodePoolBroken, match="before it decoded anything") as err:
-            await pool.run(_job(1))
+            await _run(pool, 1)
         assert "__main__" in (err.value.hint or "")
     finally:
         await pool.aclose()
 
 
 async def test_workers_that_keep_dying_stop_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(decode, "MAX_RESTARTS", 2)
+    monkeypatch.setattr(decodepool, "MAX_RESTARTS", 2)
     pool = DecodePool("process", 1, work=die_on_poison)
     try:
-        assert (await pool.run(_job(0))).status == "verified"
+        assert (await _run(pool, 0)).check.value == "verified"
         for _ in range(2):
-            assert (await pool.run(_job(1, POISON))).status == "mismatch"
+            assert (await _run(pool, 1, POISON)).check.value == "mismatch"
         with pytest.raises(DecodePoolBroken, match="keep dying"):
-            await pool.run(_job(1, POISON))
+            await _run(pool, 1, POISON)
     finally:
         await pool.aclose()

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import botocore.exceptions as bx
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from hi_async.api import Downloader
+from hi_async.aws.errors import ApiError, BodyError
+from hi_async.aws.frames import LeanFrames, data_plane_url, identity_body
+from hi_async.aws.sigv4 import JsonPostSigner, canonical_host
 from hi_async.errors import CredentialsError
-from hi_async.frameclient import FrameClient, _client_error, data_plane_url
 from hi_async.local.stack import LocalStack
 from hi_async.settings import Settings
-from hi_async.sigv4 import JsonPostSigner, canonical_host
 from tests.client.helpers import crc
 from tests.local.helpers import seed_image_set
 
@@ -63,15 +63,14 @@ def test_data_plane_url_adds_the_runtime_prefix_on_aws_only() -> None:
     assert data_plane_url("http://127.0.0.1:4566/", custom=True) == "http://127.0.0.1:4566"
 
 
-def test_error_answers_become_the_sdks_client_errors() -> None:
-    err = _client_error(429, {"x-amzn-ErrorType": "ThrottlingException:http://x"},
-                        b'{"message": "slow down"}')
-    assert err.response["Error"] == {"Code": "ThrottlingException", "Message": "slow down"}
-    assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 429
-    err = _client_error(404, {}, b'{"__type": "com.amazon#ResourceNotFoundException",'
-                                 b' "message": "no such frame"}')
-    assert err.response["Error"]["Code"] == "ResourceNotFoundException"
-    assert _client_error(503, {}, b"<html>").response["Error"]["Code"] == "503"
+def test_error_answers_are_read_by_botocores_rules() -> None:
+    err = ApiError.from_answer(429, {"x-amzn-ErrorType": "ThrottlingException:http://x"},
+                               b'{"message": "slow down"}')
+    assert (err.code, err.message, err.status) == ("ThrottlingException", "slow down", 429)
+    err = ApiError.from_answer(404, {}, b'{"__type": "com.amazon#ResourceNotFoundException",'
+                                        b' "message": "no such frame"}')
+    assert err.code == "ResourceNotFoundException"
+    assert ApiError.from_answer(503, {}, b"<html>").code == "503"
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +86,7 @@ async def test_lean_path_is_accepted_by_a_signature_checking_server(signed_stack
     settings = Settings(endpoint_url=signed_stack.url, region="us-east-1", fetchers=4,
                         decoders=1, pool="thread", access_key_id="AKIDLEAN",
                         secret_access_key="lean-secret")
-    async with FrameClient(settings, signed_stack.url, 4) as frames:
+    async with LeanFrames(settings, signed_stack.url, 4) as frames:
         data, content_type = await frames.get_frame(seeded.datastore_id, seeded.image_set_id,
                                                     seeded.frame_ids[0])
     assert data == seeded.frames[0].data
@@ -102,10 +101,10 @@ async def test_lean_path_reports_a_wrong_secret_as_a_credentials_error(signed_st
                                                                        tmp_path: Any) -> None:
     settings = Settings(endpoint_url=signed_stack.url, region="us-east-1", pool="thread",
                         access_key_id="AKIDLEAN", secret_access_key="not-the-secret")
-    async with FrameClient(settings, signed_stack.url, 2) as frames:
-        with pytest.raises(bx.ClientError) as exc:
+    async with LeanFrames(settings, signed_stack.url, 2) as frames:
+        with pytest.raises(ApiError) as exc:
             await frames.get_frame("0" * 32, "1" * 32, "2" * 32)
-    assert exc.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert exc.value.code == "InvalidSignatureException"
     from hi_async import aws
 
     err = aws.translate(exc.value, "get a frame", settings)
@@ -136,12 +135,10 @@ def test_a_compressed_answer_is_inflated_and_an_unknown_encoding_refused() -> No
     import gzip
     import zlib
 
-    from hi_async.frameclient import _identity
-
     body = bytes(range(256)) * 10
-    assert _identity(body, None) == body
-    assert _identity(body, "identity") == body
-    assert _identity(gzip.compress(body), "gzip") == body
-    assert _identity(zlib.compress(body), "deflate") == body
-    with pytest.raises(bx.ResponseStreamingError):
-        _identity(body, "br")
+    assert identity_body(body, None) == body
+    assert identity_body(body, "identity") == body
+    assert identity_body(gzip.compress(body), "gzip") == body
+    assert identity_body(zlib.compress(body), "deflate") == body
+    with pytest.raises(BodyError):
+        identity_body(body, "br")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,9 +13,9 @@ from hi_async.errors import InvalidId, OutputError
 from hi_async.journal import Journal, read_verified, remove_leftover_tmp
 from hi_async.model import FrameRef, FrameResult
 from hi_async.paths import ensure_inside, frame_path, prepare_out_dir
-from hi_async.stages.work import Job, run_job
+from hi_async.verify import Check, verify_frame
 
-from .helpers import crc, ct_pixels, encode, frame_id
+from .helpers import crc, ct_pixels, encode, encoded_frame, frame_id
 
 IS = frame_id(7)
 
@@ -66,8 +65,9 @@ def test_worker_writes_verified_frames_in_each_format(tmp_path: Path, fmt: str) 
     pixels = ct_pixels()
     data = encode(pixels, "image/jph")
     path = tmp_path / f"f.{fmt}"
-    out = run_job(Job(data, "image/jph", 64, 48, 1, "<i2", crc(pixels), fmt, str(path)))
-    assert out.status == "verified" and out.path == str(path)
+    frame = encoded_frame(data, "image/jph", 64, 48, 1, "<i2", crc(pixels))
+    out = verify_frame(frame, path=str(path), fmt=fmt)
+    assert out.check is Check.VERIFIED and out.path == str(path)
     assert not Path(str(path) + ".tmp").exists()
     if fmt == "jph":
         assert path.read_bytes() == data
@@ -82,38 +82,40 @@ def test_worker_writes_verified_frames_in_each_format(tmp_path: Path, fmt: str) 
 def test_worker_never_writes_a_mismatched_frame(tmp_path: Path) -> None:
     pixels = ct_pixels()
     path = tmp_path / "f.jph"
-    out = run_job(Job(encode(pixels, "image/jph"), "image/jph", 64, 48, 1, "<i2",
-                      crc(pixels) ^ 1, "jph", str(path)))
-    assert out.status == "mismatch" and "CRC32" in (out.error or "")
+    frame = encoded_frame(encode(pixels, "image/jph"), "image/jph", 64, 48, 1, "<i2",
+                          crc(pixels) ^ 1)
+    out = verify_frame(frame, path=str(path), fmt="jph")
+    assert out.check is Check.MISMATCH and "CRC32" in (out.error or "")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_worker_reports_unknown_content_type_as_a_failure(tmp_path: Path) -> None:
-    out = run_job(Job(b"abc", "video/mp4", 4, 4, 1, "<u2", 1, "jph", str(tmp_path / "f")))
-    assert out.status == "failed" and "video/mp4" in (out.error or "")
+    frame = encoded_frame(b"abc", "video/mp4", 4, 4, 1, "<u2", 1)
+    out = verify_frame(frame, path=str(tmp_path / "f"), fmt="jph")
+    assert out.check is Check.FAILED and "video/mp4" in (out.error or "")
 
 
 def test_worker_returns_pixels_only_when_asked() -> None:
     pixels = ct_pixels()
-    job = Job(encode(pixels, "image/jphc"), "image/jphc", 64, 48, 1, "<i2", crc(pixels),
-              "none", None)
-    assert run_job(job).pixels is None
-    got = run_job(dataclasses.replace(job, want_pixels=True))
+    frame = encoded_frame(encode(pixels, "image/jphc"), "image/jphc", 64, 48, 1, "<i2",
+                          crc(pixels))
+    assert verify_frame(frame, path=None, fmt="none").pixels is None
+    got = verify_frame(frame, path=None, fmt="none", want_pixels=True)
     np.testing.assert_array_equal(got.pixels, pixels)
 
 
 def test_missing_checksum_is_unverifiable_but_kept(tmp_path: Path) -> None:
     pixels = ct_pixels()
     path = tmp_path / "f.jph"
-    out = run_job(Job(encode(pixels, "image/jph"), "image/jph", 64, 48, 1, "<i2", None,
-                      "jph", str(path)))
-    assert out.status == "unverifiable" and path.exists()
+    frame = encoded_frame(encode(pixels, "image/jph"), "image/jph", 64, 48, 1, "<i2", None)
+    out = verify_frame(frame, path=str(path), fmt="jph")
+    assert out.check is Check.UNVERIFIABLE and path.exists()
 
 
 def _journal_with(tmp_path: Path, results: list[FrameResult]) -> None:
     j = Journal(tmp_path, resume=True)
     for r in results:
-        j.append(r)
+        j.append_many([r])
     j.close()
 
 

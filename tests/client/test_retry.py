@@ -7,8 +7,8 @@ import botocore.exceptions as bx
 import pytest
 
 from hi_async import aws
+from hi_async.aws.retry import AimdLimiter, Retrier, RetryBudget
 from hi_async.errors import AccessDenied, CredentialsError, EndpointUnreachable, NotFound
-from hi_async.retry import AimdLimiter, Retrier, RetryBudget
 from hi_async.settings import Settings
 
 
@@ -120,7 +120,7 @@ class _Clock:
 
 
 async def test_send_rate_is_unlimited_until_throttled_then_capped_below_what_was_sent() -> None:
-    from hi_async.retry import SendRate
+    from hi_async.aws.retry import SendRate
 
     clock = _Clock()
     rate = SendRate(clock=clock)
@@ -134,7 +134,7 @@ async def test_send_rate_is_unlimited_until_throttled_then_capped_below_what_was
 
 
 def test_send_rate_regrows_with_the_square_of_time_and_cuts_once_per_episode() -> None:
-    from hi_async.retry import SendRate
+    from hi_async.aws.retry import SendRate
 
     clock = _Clock()
     rate = SendRate(clock=clock, cooldown=0.2)
@@ -152,7 +152,7 @@ def test_send_rate_regrows_with_the_square_of_time_and_cuts_once_per_episode() -
 
 
 async def test_a_429_cuts_again_only_for_a_request_sent_at_the_cap_now_in_force() -> None:
-    from hi_async.retry import SendRate
+    from hi_async.aws.retry import SendRate
 
     clock = _Clock()
     rate = SendRate(clock=clock)

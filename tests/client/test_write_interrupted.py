@@ -14,37 +14,42 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hi_async.stages import work
-from hi_async.stages.work import Job, run_job
+from hi_async.model import EncodedFrame
+from hi_async.output import frames as frame_files
+from hi_async.verify import Check, Outcome, verify_frame
 
-from .helpers import crc, ct_pixels, encode
+from .helpers import crc, ct_pixels, encode, encoded_frame
 
 
-def _job(tmp_path: Path, fmt: str) -> tuple[Job, Path]:
+def _job(tmp_path: Path, fmt: str) -> tuple[EncodedFrame, Path]:
     pixels = ct_pixels(64, 48)
     target = tmp_path / "series" / f"frame.{fmt}"
-    job = Job(encode(pixels, "image/jph"), "image/jph", 64, 48, 1, pixels.dtype.str,
-              crc(pixels), fmt, str(target))
-    return job, target
+    frame = encoded_frame(encode(pixels, "image/jph"), "image/jph", 64, 48, 1,
+                          pixels.dtype.str, crc(pixels))
+    return frame, target
+
+
+def _verify(frame: EncodedFrame, target: Path, fmt: str) -> Outcome:
+    return verify_frame(frame, path=str(target), fmt=fmt)
 
 
 @pytest.mark.parametrize("fmt", ["jph", "npy", "raw"])
 @pytest.mark.parametrize("moment", ["fsync", "replace"])
 def test_sigint_during_a_write_removes_the_temp_file_and_writes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, moment: str) -> None:
-    job, target = _job(tmp_path, fmt)
+    frame, target = _job(tmp_path, fmt)
     real = {"fsync": os.fsync, "replace": os.replace}[moment]
     seen: list[bool] = []
 
     def interrupted(*args: object) -> None:
         # The temp file is there, holding the frame, when the signal arrives.
-        seen.append(Path(job.path + ".tmp").stat().st_size > 0)
+        seen.append(Path(str(target) + ".tmp").stat().st_size > 0)
         signal.raise_signal(signal.SIGINT)
         real(*args)  # not reached: the handler raised KeyboardInterrupt
 
-    monkeypatch.setattr(work.os, moment, interrupted)
+    monkeypatch.setattr(frame_files.os, moment, interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_job(job)
+        _verify(frame, target, fmt)
     assert seen == [True]
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
@@ -52,9 +57,9 @@ def test_sigint_during_a_write_removes_the_temp_file_and_writes_nothing(
 
 @pytest.mark.parametrize("fmt", ["jph", "npy", "raw"])
 def test_an_uninterrupted_write_leaves_only_the_final_file(tmp_path: Path, fmt: str) -> None:
-    job, target = _job(tmp_path, fmt)
-    outcome = run_job(job)
-    assert outcome.status == "verified" and outcome.path == str(target)
+    frame, target = _job(tmp_path, fmt)
+    outcome = _verify(frame, target, fmt)
+    assert outcome.check is Check.VERIFIED and outcome.path == str(target)
     assert [p.name for p in target.parent.iterdir()] == [target.name]
     if fmt == "npy":
         assert np.load(target).shape == (64, 48)

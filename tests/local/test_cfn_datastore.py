@@ -9,15 +9,19 @@ from typing import Any
 
 import pytest
 
-from hi_async.workflow.clients import Clients, Endpoint
+from hi_async.settings import Settings
+from hi_async.workflow.clients import Clients
 from hi_async.workflow.deploy import create_stack, delete_stack
 from hi_async.workflow.plan import template_body
+from hi_async.workflow.session import target_settings
 
 
 @pytest.fixture
 async def clients(endpoint_url: str) -> AsyncIterator[Clients]:
-    """The workflow's clients (retries on, as a run uses them)."""
-    async with Clients(Endpoint("us-east-1", endpoint_url)) as c:
+    """The workflow's clients (as a run uses them)."""
+    target = target_settings(Settings(), region="us-east-1", endpoint_url=endpoint_url,
+                             profile=None)
+    async with Clients(target) as c:
         yield c
 
 
@@ -33,7 +37,7 @@ async def _exists(s3: Any, bucket: str) -> bool:
 
 async def test_template_deploys_and_its_datastore_is_a_real_one(clients: Any) -> None:
     name = f"cfn-test-{secrets.token_hex(4)}"
-    stack_id, outputs = await create_stack(clients.cfn, name, template_body(),
+    stack_id, outputs = await create_stack(clients, name, template_body(),
                                            {"DatastoreName": name})
     ds = (await clients.mi.get_datastore(datastoreId=outputs["DatastoreId"]))
     props = ds["datastoreProperties"]
@@ -51,7 +55,7 @@ async def test_template_deploys_and_its_datastore_is_a_real_one(clients: Any) ->
     assert physical["Datastore"] == outputs["DatastoreId"]
     assert physical["InputBucketPolicy"] == outputs["InputBucketName"]
 
-    assert await delete_stack(clients.cfn, stack_id) == "DELETE_COMPLETE"
+    assert await delete_stack(clients, stack_id) == "DELETE_COMPLETE"
     desc = await clients.cfn.describe_stacks(StackName=stack_id)
     assert desc["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
     after = await clients.mi.get_datastore(datastoreId=outputs["DatastoreId"])
@@ -62,4 +66,4 @@ async def test_template_deploys_and_its_datastore_is_a_real_one(clients: Any) ->
 
 async def test_deleting_a_stack_that_is_gone_counts_as_deleted(clients: Any) -> None:
     # Clean-up runs again after an interruption; a stack already gone is not an error.
-    assert await delete_stack(clients.cfn, f"gone-{secrets.token_hex(4)}") == "DELETE_COMPLETE"
+    assert await delete_stack(clients, f"gone-{secrets.token_hex(4)}") == "DELETE_COMPLETE"

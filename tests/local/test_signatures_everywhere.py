@@ -30,8 +30,9 @@ from multidict import CIMultiDict
 from hi_async.local.sigv4_verify import verify
 from hi_async.local.stack import LocalStack
 from hi_async.settings import Settings
-from hi_async.workflow.main import LOCAL_KEY, run_workflow
+from hi_async.workflow.main import run_workflow
 from hi_async.workflow.plan import Plan, resolve_studies
+from hi_async.workflow.session import LOCAL_KEY
 
 KEY, SECRET = "AKIDSIGNEDEVERYWHERE", "signed-everywhere-secret/+="
 ODD_KEY = "dir/with space/ünïcode+plus%percent&amp=eq~tilde.dcm"

@@ -1,4 +1,4 @@
-"""The workflow's own clients (retries on, as a run uses them) against the session stack."""
+"""The workflow's own clients (as a run uses them) against the session stack."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hi_async.workflow.clients import Clients, Endpoint
+from hi_async.settings import Settings
+from hi_async.workflow.clients import Clients
+from hi_async.workflow.session import target_settings
 
 
 @pytest.fixture
 async def clients(endpoint_url: str) -> AsyncIterator[Clients]:
-    async with Clients(Endpoint("us-east-1", endpoint_url)) as c:
+    target = target_settings(Settings(), region="us-east-1", endpoint_url=endpoint_url,
+                             profile=None)
+    async with Clients(target) as c:
         yield c

@@ -21,14 +21,14 @@ async def test_cleanup_waits_for_a_running_import_job_then_removes_its_image_set
         inputS3Uri="s3://interrupted-in/s/", outputS3Uri="s3://interrupted-out/o/")
     said: list[str] = []
 
-    await wait_for_import_jobs(mi, ds, said.append)
+    await wait_for_import_jobs(clients, ds, said.append)
 
     status = (await mi.get_dicom_import_job(datastoreId=ds, jobId=job["jobId"]))[
         "jobProperties"]["jobStatus"]
     assert status == "COMPLETED"
     # The image set the job created after the interruption is found and deleted, and
     # then the data store can go.
-    assert await delete_image_sets(mi, ds, []) == 1
-    assert await delete_datastore(mi, ds)
+    assert await delete_image_sets(clients, ds, []) == 1
+    assert await delete_datastore(clients, ds)
     page = await mi.list_dicom_import_jobs(datastoreId=ds, jobStatus="IN_PROGRESS")
     assert page["jobSummaries"] == [] and all("waiting for" in s for s in said)

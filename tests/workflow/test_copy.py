@@ -30,7 +30,7 @@ async def test_copy_prefix_copies_every_object_and_only_that_prefix(clients: Any
         await s3.put_object(Bucket=src, Key=key, Body=body)
     await s3.put_object(Bucket=src, Key="other/x.dcm", Body=b"not part of it")
 
-    result = await copy_prefix(s3, src, "series/", dst, "ct/", concurrency=8)
+    result = await copy_prefix(clients, src, "series/", dst, "ct/", concurrency=8)
 
     assert (result.objects, result.multipart) == (45, 0)
     assert result.bytes == sum(len(b) for b in bodies.values())
@@ -39,7 +39,7 @@ async def test_copy_prefix_copies_every_object_and_only_that_prefix(clients: Any
         "ct/" + k.removeprefix("series/") for k in bodies)
     assert await _body(s3, dst, "ct/007.dcm") == bodies["series/007.dcm"]
     for bucket in (src, dst):
-        await empty_bucket(s3, bucket)
+        await empty_bucket(clients, bucket)
         await s3.delete_bucket(Bucket=bucket)
 
 
@@ -50,7 +50,7 @@ async def test_objects_over_the_threshold_are_copied_in_parts(clients: Any) -> N
     await s3.put_object(Bucket=src, Key="in/big.dcm", Body=big)
     await s3.put_object(Bucket=src, Key="in/small.dcm", Body=b"small")
 
-    result = await copy_prefix(s3, src, "in/", dst, "out/", multipart_threshold=1024 * 1024,
+    result = await copy_prefix(clients, src, "in/", dst, "out/", multipart_threshold=1024 * 1024,
                                part_size=5 * 1024 * 1024)
 
     assert (result.objects, result.multipart) == (2, 1)
@@ -60,5 +60,5 @@ async def test_objects_over_the_threshold_are_copied_in_parts(clients: Any) -> N
     uploads = await s3.list_multipart_uploads(Bucket=dst)
     assert not uploads.get("Uploads")
     for bucket in (src, dst):
-        await empty_bucket(s3, bucket)
+        await empty_bucket(clients, bucket)
         await s3.delete_bucket(Bucket=bucket)

@@ -6,8 +6,8 @@ where work piles up: a full ``encoded`` queue means fetched frames wait for the 
 pool; a full ``frames`` queue with an empty ``encoded`` one means frame references wait
 for a fetcher (latency, or the client's per-request cost); an empty ``frames`` queue
 means the pipeline is starved by metadata. Utilisation divides busy time by the stage's
-task-seconds (fetch: one task per fetcher; decode: JOBS_PER_DECODER tasks per decoder, as the
-pipeline starts them) to show how hard each stage works.
+task-seconds (fetch: one task per fetcher; decode: TASKS_PER_DECODER tasks per decoder, as
+the pipeline starts them) to show how hard each stage works.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hi_async.pipeline import JOBS_PER_DECODER
+from hi_async.stages.decode import TASKS_PER_DECODER
 
 FULL = 0.5
 
@@ -45,7 +45,7 @@ def analyse(stages: dict[str, Any] | None, seconds: float | None, fetchers: int 
     fill = stages.get("queueFill", {})
     fetchers = fetchers or 64
     decoders = decoders or os.cpu_count() or 1
-    tasks = {"metadata": 8, "fetch": fetchers, "decode": JOBS_PER_DECODER * decoders,
+    tasks = {"metadata": 8, "fetch": fetchers, "decode": TASKS_PER_DECODER * decoders,
              "sink": 1}
     utilisation = {name: round(busy.get(name, 0.0) / (seconds * n), 3)
                    for name, n in tasks.items() if name in busy}

@@ -2,15 +2,16 @@
 
 Reads the frames a ``download --format jph`` run saved (their bytes exactly as served)
 and its index.jsonl (rows, columns, dtype, expected CRC32), loads them into memory, and
-runs them through the client's own decoder pool (``DecodePool`` + ``Job``/``run_job``,
-format ``none``), keeping as many jobs in flight as the pipeline does. What this costs
-is what the pipeline cannot beat; its frames/s and CPU per frame are the yardsticks.
+runs them through the client's own decoder pool (``DecodePool`` running
+``verify_frame``, format ``none``), keeping as many frames in flight as the pipeline does.
+What this costs is what the pipeline cannot beat; its frames/s and CPU per frame are the
+yardsticks.
 
 CPU is this process (``time.process_time``, all threads) plus the pool's worker
 processes (read from /proc while they still run). Also reported: one decode + CRC32 in
 this process with no pool, the cost of the codec alone.
 
-    python benchmarks/decode_ceiling.py --dir DIR [--decoders N] [--pool process|thread]
+    python -m hi_async.bench.decode_ceiling --dir DIR [--decoders N] [--pool process|thread]
         [--group NAME=ID,ID,...]
 
 Prints one JSON object with one entry per group (and ``all``).
@@ -27,17 +28,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-from benchmarks.proctree import tree_cpu_seconds
 from hi_async import codecs
-from hi_async.stages.decode import DecodePool
-from hi_async.stages.work import Job
+from hi_async.bench.proctree import tree_cpu_seconds
+from hi_async.decodepool import DecodePool
+from hi_async.model import EncodedFrame, FrameRef
+from hi_async.verify import Check
 
 
-def load(out_dir: Path) -> dict[str, list[Job]]:
-    """Jobs per image set, from the index of a ``--format jph`` download."""
-    by_set: dict[str, list[Job]] = {}
+def _ref(entry: dict[str, Any]) -> FrameRef:
+    """The FrameRef an index.jsonl entry describes (its dtype gives depth and sign)."""
+    dtype = np.dtype(entry["dtype"])
+    bits = 8 * dtype.itemsize
+    return FrameRef(datastore_id="", image_set_id=entry["imageSetId"],
+                    image_frame_id=entry["imageFrameId"],
+                    study_instance_uid=entry["studyInstanceUid"],
+                    series_instance_uid=entry["seriesInstanceUid"],
+                    sop_instance_uid=entry["sopInstanceUid"], frame_number=entry["frameNumber"],
+                    rows=entry["rows"], columns=entry["columns"],
+                    samples_per_pixel=entry["samplesPerPixel"], bits_allocated=bits,
+                    bits_stored=bits, signed=dtype.kind == "i", stored_transfer_syntax_uid="",
+                    expected_crc32=entry["expectedCrc32"])
+
+
+def load(out_dir: Path) -> dict[str, list[EncodedFrame]]:
+    """Frames per image set, from the index of a ``--format jph`` download."""
+    by_set: dict[str, list[EncodedFrame]] = {}
     for line in (out_dir / "index.jsonl").read_text().splitlines():
         if not line.strip():
             continue
@@ -46,13 +63,11 @@ def load(out_dir: Path) -> dict[str, list[Job]]:
             raise SystemExit(f"frame {e['imageFrameId']} was not saved verified; "
                              "run the jph download again")
         data = (out_dir / e["path"]).read_bytes()
-        by_set.setdefault(e["imageSetId"], []).append(Job(
-            data, e["contentType"], e["rows"], e["columns"], e["samplesPerPixel"],
-            e["dtype"], e["expectedCrc32"], "none", None))
+        by_set.setdefault(e["imageSetId"], []).append(EncodedFrame(_ref(e), data, e["contentType"]))
     return by_set
 
 
-async def through_pool(pool: DecodePool, jobs: list[Job], in_flight: int) -> int:
+async def through_pool(pool: DecodePool, jobs: list[EncodedFrame], in_flight: int) -> int:
     """Run every job with ``in_flight`` outstanding; the number verified."""
     verified = 0
     it = iter(jobs)
@@ -60,23 +75,24 @@ async def through_pool(pool: DecodePool, jobs: list[Job], in_flight: int) -> int
     async def lane() -> None:
         nonlocal verified
         for job in it:
-            outcome = await pool.run(job)
-            verified += outcome.status == "verified"
+            outcome = await pool.run(job, path=None, fmt="none")
+            verified += outcome.check is Check.VERIFIED
 
     await asyncio.gather(*(lane() for _ in range(in_flight)))
     return verified
 
 
-def pure_cpu_ms(jobs: list[Job]) -> float:
+def pure_cpu_ms(jobs: list[EncodedFrame]) -> float:
     """CPU ms per frame of decode + CRC32 alone, in this thread (no pool, no pickling)."""
     t0 = time.thread_time()
     for job in jobs:
-        codecs.crc32(codecs.decode(job.data, job.content_type, job.rows, job.columns,
-                                   job.samples, job.dtype))
+        ref = job.ref
+        codecs.crc32(codecs.decode(job.data, job.content_type, ref.rows, ref.columns,
+                                   ref.samples_per_pixel, ref.dtype))
     return (time.thread_time() - t0) * 1000 / max(1, len(jobs))
 
 
-async def measure(groups: dict[str, list[Job]], decoders: int, kind: str,
+async def measure(groups: dict[str, list[EncodedFrame]], decoders: int, kind: str,
                   depths: list[int]) -> dict[str, dict[str, Any]]:
     """Per depth (jobs in flight), per group: frames/s and CPU per frame."""
     pool = DecodePool(kind, decoders)
@@ -90,7 +106,7 @@ async def measure(groups: dict[str, list[Job]], decoders: int, kind: str,
         await pool.aclose()
 
 
-async def _groups(pool: DecodePool, groups: dict[str, list[Job]], in_flight: int
+async def _groups(pool: DecodePool, groups: dict[str, list[EncodedFrame]], in_flight: int
                   ) -> dict[str, Any]:
     me = os.getpid()
     out: dict[str, Any] = {}
@@ -125,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="report these image sets together (repeatable); 'all' is added")
     args = p.parse_args(argv)
     by_set = load(args.dir)
-    groups: dict[str, list[Job]] = {}
+    groups: dict[str, list[EncodedFrame]] = {}
     for spec in args.group:
         name, _, ids = spec.partition("=")
         groups[name] = [j for i in ids.split(",") if i for j in by_set.get(i, [])]

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import IO, Any
 
-from .model import FrameResult, Summary
+from ..model import FrameResult, Summary
 
 
 class Progress:

@@ -52,7 +52,7 @@ def versions() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
     try:
-        root = Path(__file__).resolve().parents[1]
+        root = Path(__file__).resolve().parents[2]
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "hi_async"], cwd=root,

@@ -3,7 +3,7 @@
 boto3, one GetImageFrame at a time: fetch, decode, CRC32, compare, next. Run as a
 separate process by the benchmark so its CPU and memory are measured on their own:
 
-    python benchmarks/sequential_client.py --endpoint-url URL --datastore-id D \
+    python -m hi_async.bench.sequential_client --endpoint-url URL --datastore-id D \
         --image-set-id ID [--image-set-id ID ...] [--limit N] [--per-set-limit K]
 
 Prints one JSON object: frames, verified, bytes, seconds.

@@ -162,8 +162,30 @@ def build(url: str, *, ct_frames: int, mr_sets: int, mr_set_frames: int,
                            CopySource={"Bucket": BUCKET, "Key": key})
         pds = create_datastore(mi, "hi-async-bench-prefix")
         job = run_import(s3, mi, pds, "ctprefix/", len(keys))
-        prefix = Group("ct-prefix", 512, 512, sorted(job.pop("imageSets")), import_job=job)
-        prefix.frames = {i: frame_count(mi, pds, i) for i in prefix.image_sets}
-        study.prefix_datastore_id, study.prefix = pds, prefix
+        group = Group("ct-prefix", 512, 512, sorted(job.pop("imageSets")), import_job=job)
+        group.frames = {i: frame_count(mi, pds, i) for i in group.image_sets}
+        study.prefix_datastore_id, study.prefix = pds, group
     return study
 
+
+
+def import_series(url: str, kind: str, instances: int, rows: int, columns: int, *,
+                  name: str) -> tuple[str, list[str]]:
+    """One synthetic series of ``kind`` ("ct" or "mr") imported into a new data store named
+    ``name``; (data store ID, image set IDs)."""
+    s3, mi = clients(url)
+    s3.create_bucket(Bucket=BUCKET)
+    spec = custom_spec(kind, instances, rows, columns, folder=f"{name}-series")
+    upload(s3, [(f"{name}/", spec)])
+    ds = create_datastore(mi, name)
+    job = run_import(s3, mi, ds, f"{name}/", instances)
+    return ds, sorted(job["imageSets"])
+
+
+def frame_ids(url: str, datastore_id: str, image_set_id: str) -> list[str]:
+    """Every frame ID of the image set, in metadata order."""
+    _, mi = clients(url)
+    blob = mi.get_image_set_metadata(datastoreId=datastore_id, imageSetId=image_set_id)
+    doc = json.loads(gzip.decompress(blob["imageSetMetadataBlob"].read()))
+    return [f["ID"] for s in doc["Study"]["Series"].values()
+            for i in s["Instances"].values() for f in i.get("ImageFrames", [])]

@@ -5,7 +5,7 @@ uploads a synthetic CT series with boto3, runs one small warm-up job (the worker
 processes start on first use), then times StartDICOMImportJob → COMPLETED for the
 series and prints one JSON object.
 
-    python benchmarks/import_throughput.py [--instances 300]
+    python -m hi_async.bench.import_throughput [--instances 300]
 """
 
 from __future__ import annotations

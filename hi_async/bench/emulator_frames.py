@@ -1,11 +1,11 @@
 """How much server CPU does the local stack spend per GetImageFrame?
 
-Seeds a data directory with real HTJ2K frames (512x512 int16 phantoms) through the
-backend, starts ``python -m hi_async local serve`` on it in a child process, then drives
+Starts ``python -m hi_async local serve`` in a child process, imports a synthetic CT
+series into it (real HTJ2K frames, 512x512 int16, through an import job), then drives
 GetImageFrame over N keep-alive connections with aiohttp for a fixed number of requests,
 and reads the server's CPU time (user + system) from /proc before and after. Prints JSON:
 
-    python benchmarks/emulator_frames.py [--connections 256] [--requests 20000]
+    python -m hi_async.bench.emulator_frames [--connections 256] [--requests 20000]
 
 The client runs in this process; on a 2-core machine client and server share the cores,
 so frames/s is a floor, while CPU ms per frame is the server's own cost.
@@ -15,41 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hi_async.local.backend import Registry
+from hi_async.bench.study import frame_ids, import_series
 from hi_async.local.stack import LocalStack
-from tests.local.helpers import frame_of, instance, phantom
 
 AUTH = ("AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/medical-imaging/aws4_request, "
         "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64)
-
-
-def seed(data_dir: Path, frames: int) -> tuple[str, str, list[str]]:
-    registry = Registry(data_dir / "healthimaging")
-    backend = registry.get()
-    ds = backend.create_datastore("bench", ready=True).datastore_id
-    # The helper's instances carry 64x64 frames; a frame benchmark wants CT-sized ones.
-    items = [dataclasses.replace(instance("1.2.840.99.1", f"1.2.840.99.1.{i}"),
-                                 frames=(frame_of(phantom(i, 512, 512)),))
-             for i in range(frames)]
-    results = backend.add_instances(ds, items, job_id=None)
-    image_set_id = results[0].image_set_id
-    doc = backend.metadata_doc(ds, image_set_id)
-    frame_ids = [f["ID"] for s in doc["Study"]["Series"].values()
-                 for i in s["Instances"].values() for f in i["ImageFrames"]]
-    registry.close()
-    return ds, image_set_id, frame_ids
 
 
 def cpu_seconds(pid: int) -> float:
@@ -87,17 +65,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--frames", type=int, default=64)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hi_async-bench-") as tmp:
-        ds, image_set, frame_ids = seed(Path(tmp), args.frames)
-        with LocalStack(mode="process", data_dir=tmp) as stack:
-            assert stack.pid is not None
-            # Warm up: page cache, frame cache, connection pool.
-            asyncio.run(drive(stack.url, ds, image_set, frame_ids, args.connections,
-                              args.connections * 2))
-            cpu0, t0 = cpu_seconds(stack.pid), time.perf_counter()
-            ok, failed, nbytes = asyncio.run(drive(stack.url, ds, image_set, frame_ids,
-                                                   args.connections, args.requests))
-            wall, cpu = time.perf_counter() - t0, cpu_seconds(stack.pid) - cpu0
+    with tempfile.TemporaryDirectory(prefix="hi_async-bench-") as tmp, \
+            LocalStack(mode="process", data_dir=tmp, datastore_delay=0.0) as stack:
+        assert stack.pid is not None
+        ds, image_sets = import_series(stack.url, "ct", args.frames, 512, 512,
+                                       name="emulator-frames")
+        ids = frame_ids(stack.url, ds, image_sets[0])
+        # Warm up: page cache, frame cache, connection pool.
+        asyncio.run(drive(stack.url, ds, image_sets[0], ids, args.connections,
+                          args.connections * 2))
+        cpu0, t0 = cpu_seconds(stack.pid), time.perf_counter()
+        ok, failed, nbytes = asyncio.run(drive(stack.url, ds, image_sets[0], ids,
+                                               args.connections, args.requests))
+        wall, cpu = time.perf_counter() - t0, cpu_seconds(stack.pid) - cpu0
     print(json.dumps({
         "benchmark": "emulator_frames", "connections": args.connections,
         "requests": args.requests, "ok": ok, "failed": failed,

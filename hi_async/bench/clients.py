@@ -21,7 +21,10 @@ from .firstconn import FirstConnection
 from .proctree import Measured, process_cpu_seconds, run_measured
 from .stages import analyse
 
-HERE = Path(__file__).resolve().parent
+
+def module_command(module: str, *args: str) -> list[str]:
+    """The command that runs ``hi_async.bench.<module>`` as its own process."""
+    return [sys.executable, "-m", f"hi_async.bench.{module}", *args]
 
 
 @dataclass
@@ -124,9 +127,9 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
 
 def sequential(target: Target, datastore_id: str, image_sets: list[str], *,
                per_set_limit: int | None) -> dict[str, Any]:
-    """The AWS example's algorithm (benchmarks/sequential_client.py)."""
-    cmd = [sys.executable, str(HERE / "sequential_client.py"), "--endpoint-url", target.url,
-           "--datastore-id", datastore_id]
+    """The AWS example's algorithm (:mod:`hi_async.bench.sequential_client`)."""
+    cmd = module_command("sequential_client", "--endpoint-url", target.url,
+                         "--datastore-id", datastore_id)
     for image_set in image_sets:
         cmd += ["--image-set-id", image_set]
     if per_set_limit is not None:
@@ -153,8 +156,8 @@ def sequential(target: Target, datastore_id: str, image_sets: list[str], *,
 
 def ceiling(jph_dir: Path, groups: dict[str, list[str]], *, decoders: int | None,
             pool: str | None) -> dict[str, Any]:
-    """benchmarks/decode_ceiling.py on the frames saved by a ``--format jph`` run."""
-    cmd = [sys.executable, str(HERE / "decode_ceiling.py"), "--dir", str(jph_dir)]
+    """:mod:`hi_async.bench.decode_ceiling` on the frames a ``--format jph`` run saved."""
+    cmd = module_command("decode_ceiling", "--dir", str(jph_dir))
     if decoders is not None:
         cmd += ["--decoders", str(decoders)]
     if pool is not None:
@@ -174,7 +177,7 @@ def ceiling(jph_dir: Path, groups: dict[str, list[str]], *, decoders: int | None
 
 def standalone(script: str, args: list[str]) -> dict[str, Any]:
     """One of the stand-alone benchmarks (its own stack); its JSON, folded in."""
-    m = run_measured([sys.executable, str(HERE / script), *args], env=client_env())
+    m = run_measured(module_command(script, *args), env=client_env())
     text = m.stdout.strip()
     start = text.find("{")
     try:

@@ -1,8 +1,8 @@
 """SigV4 for the one request shape sent thousands of times a second: a JSON POST.
 
 botocore's ``SigV4Auth.add_auth`` rebuilds everything per request (URL parsing, header
-normalisation, the four-HMAC signing key) and was about 15 % of the event loop's time
-in a frame download. This signer computes the same signature (same canonical request,
+normalisation, the four-HMAC signing key), a large share of the event loop's time in a
+frame download. This signer computes the same signature (same canonical request,
 same string to sign; a test checks it against botocore's signer byte for byte) with the
 signing key cached per day and the fixed parts of the canonical request prepared once.
 """

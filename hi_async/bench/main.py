@@ -28,7 +28,8 @@ from hi_async.local.stack import LocalStack
 from . import clients, report, study, sweep
 from .plot import plot_sweep
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: Where results go unless ``--out`` says otherwise (relative to the working folder).
+RESULTS = Path("hi_async-bench")
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Options:
 
     @classmethod
     def quick_defaults(cls, **kw: Any) -> Options:
-        base = dict(quick=True, frames=20, ct_frames=4, sequential_frames=0)
+        base: dict[str, Any] = dict(quick=True, frames=20, ct_frames=4, sequential_frames=0)
         base.update({k: v for k, v in kw.items() if v is not None})
         return cls(**base)
 
@@ -130,14 +131,14 @@ def run(opts: Options) -> dict[str, Any]:
         doc["emulatorRequests"] = stack.stats().get("requests")
 
     if opts.standalone:
-        _log("stand-alone benchmarks: emulator_frames.py, import_throughput.py")
+        _log("stand-alone benchmarks: emulator_frames, import_throughput")
         small = opts.quick
         doc["standalone"] = {
-            "emulatorFrames": clients.standalone("emulator_frames.py", [
+            "emulatorFrames": clients.standalone("emulator_frames", [
                 "--connections", "8" if small else "256",
                 "--requests", "200" if small else "10000",
                 "--frames", "4" if small else "64"]),
-            "importThroughput": clients.standalone("import_throughput.py", [
+            "importThroughput": clients.standalone("import_throughput", [
                 "--instances", "4" if small else "300"]),
         }
     else:
@@ -155,15 +156,6 @@ def run(opts: Options) -> dict[str, Any]:
 def default_out(quick: bool) -> Path:
     stamp = dt.date.today().isoformat()
     return RESULTS / f"bench-{'quick-' if quick else ''}{stamp}.json"
-
-
-def main(argv: list[str] | None = None) -> int:
-    from hi_async.cli.bench import add_arguments
-
-    p = argparse.ArgumentParser(prog="python benchmarks/bench.py",
-                                description=__doc__.splitlines()[0])
-    add_arguments(p)
-    return execute(p.parse_args(argv))
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -187,6 +179,3 @@ def execute(args: argparse.Namespace) -> int:
         print(plot_sweep(doc["runs"].get("sweep", []), out.with_suffix(".png")))
     return 0 if doc["derived"]["allFramesVerified"] else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())
