@@ -57,7 +57,7 @@ class Settings:
     #: Decode workers are threads by default: OpenJPH and the CRC release the GIL, and no
     #: compressed frame is pickled to another process (benchmarks/NOTES.md compares them).
     pool: PoolKind = "thread"
-    #: GetImageFrame through the lean aiohttp path (default) or through aiobotocore.
+    #: GetImageFrame through the lean HTTP client (default) or through aiobotocore.
     frame_client: FrameClientKind = "lean"
     metadata_fetchers: int = 8
 

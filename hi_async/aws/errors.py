@@ -54,7 +54,8 @@ class ApiError(Exception):
         """Code and message by botocore's rest-json rules: the ``x-amzn-ErrorType``
         header (text before ``:``), else the body's ``code``/``Code``/``__type``
         (namespace after ``#`` dropped); the message from the body's ``message``."""
-        code = (headers.get("x-amzn-ErrorType") or "").split(":", 1)[0]
+        lower = {name.lower(): value for name, value in headers.items()}
+        code = (lower.get("x-amzn-errortype") or "").split(":", 1)[0]
         message = ""
         try:
             doc = json.loads(body) if body else {}

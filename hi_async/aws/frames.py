@@ -2,11 +2,12 @@
 
 Through aiobotocore a call costs about as much client CPU as decoding the frame (event
 hooks, user-agent assembly, model-driven serialisation and parsing, an invocation ID from
-os.urandom; figures in benchmarks/NOTES.md). :class:`LeanFrames` sends
-the same HTTP request the SDK sends (same URI, JSON body, SigV4 signature computed as
-botocore's signer does, with the same credential chain, region and endpoint) on one
-aiohttp session, and reports error answers as :class:`~hi_async.aws.errors.ApiError`,
-parsed by botocore's rules. :class:`SdkFrames` is the same call through aiobotocore.
+os.urandom; figures in benchmarks/NOTES.md). :class:`LeanFrames` sends the same HTTP
+request the SDK sends (same URI, JSON body, SigV4 signature computed as botocore's signer
+does, with the same credential chain, region and endpoint) on a pool of keep-alive
+connections (:mod:`hi_async.aws.http`), and reports error answers as
+:class:`~hi_async.aws.errors.ApiError`, parsed by botocore's rules. :class:`SdkFrames`
+is the same call through aiobotocore.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import zlib
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import aiohttp
 import botocore.exceptions as bx
 from botocore.credentials import Credentials
 
 from .. import __version__
 from ..settings import Settings
 from .clients import aws_session, custom_endpoint, explicit_credentials, resolve_region
-from .errors import ApiError, BodyError, Unreachable, translate
+from .errors import ApiError, BodyError, translate
+from .http import HttpPool
 from .sigv4 import JsonPostSigner
 
 _SIGNING_NAME = "medical-imaging"
@@ -37,8 +38,8 @@ _DATA_PLANE_PREFIX = "runtime-"
 class FrameGetter(Protocol):
     """One GetImageFrame: the frame's bytes as stored and their Content-Type.
 
-    Raises the transport's own errors (ApiError, aiohttp's, botocore's); the caller's
-    Retrier classifies and translates them.
+    Raises the transport's own errors (ApiError, connection and timeout errors, botocore's
+    for the SDK path); the caller's Retrier classifies and translates them.
     """
 
     async def get_frame(self, datastore_id: str, image_set_id: str,
@@ -88,7 +89,8 @@ class SdkFrames:
 
 
 class LeanFrames:
-    """GetImageFrame on one aiohttp session, signed per request; use as an async context."""
+    """GetImageFrame on a pool of keep-alive connections, signed per request; use as an
+    async context."""
 
     def __init__(self, settings: Settings, control_plane_url: str, pool: int) -> None:
         self._settings = settings
@@ -97,7 +99,7 @@ class LeanFrames:
         self._base_path = urlsplit(self._base).path.rstrip("/")
         self._signer: JsonPostSigner | None = None
         self._pool = pool
-        self._http: aiohttp.ClientSession | None = None
+        self._http: HttpPool | None = None
         self._credentials: Any = None
         self._refresh: Any = None  # async getter of frozen credentials, when they expire
 
@@ -106,15 +108,10 @@ class LeanFrames:
             await self._resolve()
         except bx.BotoCoreError as exc:
             raise translate(exc, "get AWS credentials", self._settings) from None
-        connector = aiohttp.TCPConnector(limit=self._pool, limit_per_host=self._pool,
-                                         keepalive_timeout=60.0, ttl_dns_cache=300)
-        timeout = aiohttp.ClientTimeout(sock_connect=self._settings.connect_timeout,
-                                        sock_read=self._settings.read_timeout)
-        self._http = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, auto_decompress=False,
-            # As botocore does: never ask for a compressed frame (it is compressed already).
-            headers={"User-Agent": f"hi_async/{__version__}", "Accept-Encoding": "identity"},
-        )
+        self._http = HttpPool(self._base, size=self._pool,
+                              connect_timeout=self._settings.connect_timeout,
+                              read_timeout=self._settings.read_timeout,
+                              user_agent=f"hi_async/{__version__}")
         return self
 
     async def _resolve(self) -> None:
@@ -135,7 +132,7 @@ class LeanFrames:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._http is not None:
-            await self._http.close()
+            await self._http.aclose()
             self._http = None
 
     async def _signed_headers(self, path: str, body: bytes) -> dict[str, str]:
@@ -154,13 +151,8 @@ class LeanFrames:
                 f"/imageSet/{quote(image_set_id, safe='')}/getImageFrame")
         body = json.dumps({"imageFrameId": frame_id}).encode()
         headers = await self._signed_headers(path, body)
-        url = self._base + path[len(self._base_path):]
-        try:
-            async with self._http.post(url, data=body, headers=headers) as resp:
-                data = await resp.read()
-                if resp.status != 200:
-                    raise ApiError.from_answer(resp.status, resp.headers, data)
-                return (identity_body(data, resp.headers.get("Content-Encoding")),
-                        resp.headers.get("Content-Type"))
-        except aiohttp.ClientConnectorError as exc:
-            raise Unreachable(self._base) from exc
+        answer = await self._http.post(path, headers, body)
+        if answer.status != 200:
+            raise ApiError.from_answer(answer.status, answer.headers, answer.body)
+        return (identity_body(answer.body, answer.headers.get("content-encoding")),
+                answer.headers.get("content-type"))

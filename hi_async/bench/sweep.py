@@ -1,5 +1,5 @@
 """Sweeps: latency x fetchers, then decoders, pool kind, uvloop and the GetImageFrame
-client (lean aiohttp path or the SDK) one factor at a time.
+client (the lean HTTP client or the SDK) one factor at a time.
 
 All on the CT series (512x512, 16-bit, the decode-heavy case). One fetcher at 20 ms or
 more needs a round trip per frame, so those points run on the first instances of the

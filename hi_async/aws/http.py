@@ -1,0 +1,372 @@
+"""A small HTTP/1.1 client for the one request hi_async sends thousands of times a second.
+
+GetImageFrame is a POST with a tiny JSON body whose answer is one binary body. A general
+client (aiohttp) spends most of a request's client CPU on machinery this needs none of:
+cookie jars, tracing hooks, multidict headers, redirect and proxy handling, a stream
+reader per response. This one keeps a pool of keep-alive connections, each an asyncio
+Protocol that parses the answer as it arrives (status line, headers, then a
+``Content-Length``, chunked or read-until-close body) and resolves one future when it is
+whole. TLS is asyncio's, with the system's trust store.
+
+Errors are the transport's own kinds, which :mod:`hi_async.aws.errors` classifies:
+:class:`~hi_async.aws.errors.Unreachable` when nobody answers at the endpoint,
+``ConnectionError`` when a connection breaks mid-answer (the whole request is sent again
+by the retry loop), ``TimeoutError`` when the server goes silent for ``read_timeout``
+seconds or takes longer than the request's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .errors import Unreachable
+
+_CRLF = b"\r\n"
+_HEADER_END = b"\r\n\r\n"
+#: A header block larger than this is not an HTTP answer worth parsing.
+_MAX_HEADER = 64 * 1024
+
+
+class ProtocolError(ConnectionError):
+    """An answer that is not well-formed HTTP/1.1: the connection cannot be trusted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    #: Header names in lower case; a repeated header keeps its last value.
+    headers: dict[str, str]
+    body: bytes
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; at most one request in flight."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+        self._loop = loop
+        self._read_timeout = read_timeout
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        #: True while the server may still answer on this connection afterwards.
+        self.reusable = True
+        self._waiter: asyncio.Future[Response] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._buffer = bytearray()
+        self._received_any = False
+        self._reset_answer()
+
+    def _reset_answer(self) -> None:
+        self._status = 0
+        self._headers: dict[str, str] = {}
+        self._length: int | None = None  # body bytes still expected (Content-Length)
+        self._chunked = False
+        self._until_close = False
+        self._body: list[bytes] = []
+        self._chunk_left = 0  # bytes left in the current chunk (chunked bodies)
+        self._in_body = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        self._stop_timer()
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._until_close and self._in_body:
+            self._finish()
+            return
+        when = "mid-answer" if self._received_any else "before an answer"
+        error = ConnectionError(f"the connection closed {when}")
+        if exc is not None:
+            error.__cause__ = exc
+        waiter.set_exception(error)
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost reports what was cut short
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            # Bytes nobody asked for: the server is out of step with us.
+            self.reusable = False
+            self._close()
+            return
+        self._received_any = True
+        self._restart_timer()
+        self._buffer += data
+        try:
+            self._parse()
+        except ProtocolError as exc:
+            self.reusable = False
+            waiter.set_exception(exc)
+            self._close()
+
+    # Requests
+
+    def request(self, data: bytes) -> asyncio.Future[Response]:
+        transport = self.transport
+        assert transport is not None, "connection_made sets the transport"
+        assert self._waiter is None or self._waiter.done(), "one request at a time"
+        self._reset_answer()
+        self._buffer.clear()
+        self._received_any = False
+        self._waiter = self._loop.create_future()
+        transport.write(data)
+        self._restart_timer()
+        return self._waiter
+
+    def _close(self) -> None:
+        self.closed = True
+        self.reusable = False
+        self._stop_timer()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (a request was cancelled mid-way)."""
+        self.closed = True
+        self.reusable = False
+        self._stop_timer()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _restart_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(self._read_timeout, self._timed_out)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError(
+                f"the server sent nothing for {self._read_timeout:g} s"))
+        self.abort()
+
+    # Parsing
+
+    def _parse(self) -> None:
+        if not self._in_body and not self._parse_head():
+            return
+        if self._chunked:
+            self._parse_chunks()
+        elif self._length is not None:
+            take = min(self._length, len(self._buffer))
+            if take:
+                self._body.append(bytes(self._buffer[:take]))
+                del self._buffer[:take]
+                self._length -= take
+            if self._length == 0:
+                self._finish()
+        else:  # read until the server closes the connection
+            if self._buffer:
+                self._body.append(bytes(self._buffer))
+                self._buffer.clear()
+
+    def _parse_head(self) -> bool:
+        """Status line and headers; False until the whole header block is here."""
+        while True:
+            end = self._buffer.find(_HEADER_END)
+            if end < 0:
+                if len(self._buffer) > _MAX_HEADER:
+                    raise ProtocolError("the answer's header block is too large")
+                return False
+            head = bytes(self._buffer[:end])
+            del self._buffer[:end + 4]
+            lines = head.split(_CRLF)
+            parts = lines[0].split(b" ", 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+                raise ProtocolError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
+            status = int(parts[1])
+            if 100 <= status < 200:
+                continue  # an interim answer (100 Continue): the real one follows
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                name, sep, value = line.partition(b":")
+                if not sep:
+                    raise ProtocolError(f"malformed header line {line[:80]!r}")
+                headers[name.strip().lower().decode("latin-1")] = value.strip().decode(
+                    "latin-1")
+            self._status, self._headers, self._in_body = status, headers, True
+            break
+        connection = self._headers.get("connection", "").lower()
+        if "close" in connection:
+            self.reusable = False
+        encoding = self._headers.get("transfer-encoding", "").lower()
+        if encoding:
+            if encoding.rsplit(",", 1)[-1].strip() != "chunked":
+                raise ProtocolError(f"unsupported Transfer-Encoding {encoding!r}")
+            self._chunked = True
+        elif (length := self._headers.get("content-length")) is not None:
+            if not length.isdigit():
+                raise ProtocolError(f"bad Content-Length {length!r}")
+            self._length = int(length)
+        elif self._status in (204, 304):
+            self._length = 0
+        else:
+            self._until_close = True
+            self.reusable = False
+        return True
+
+    def _parse_chunks(self) -> None:
+        buf = self._buffer
+        while True:
+            if self._chunk_left > 0:
+                take = min(self._chunk_left, len(buf))
+                if not take:
+                    return
+                self._body.append(bytes(buf[:take]))
+                del buf[:take]
+                self._chunk_left -= take
+                if self._chunk_left:
+                    return
+                self._chunk_left = -1  # the CRLF after the chunk's data is next
+            if self._chunk_left == -1:
+                if len(buf) < 2:
+                    return
+                if buf[:2] != _CRLF:
+                    raise ProtocolError("a chunk is not followed by CRLF")
+                del buf[:2]
+                self._chunk_left = 0
+            end = buf.find(_CRLF)
+            if end < 0:
+                if len(buf) > _MAX_HEADER:
+                    raise ProtocolError("a chunk size line is too long")
+                return
+            size_text = bytes(buf[:end]).split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
+            if size == 0:
+                # The last chunk: then trailer fields (usually none) and an empty line.
+                trailers_end = buf.find(_HEADER_END, end)
+                if trailers_end < 0:
+                    return
+                del buf[:trailers_end + 4]
+                self._finish()
+                return
+            del buf[:end + 2]
+            self._chunk_left = size
+
+    def _finish(self) -> None:
+        self._stop_timer()
+        waiter = self._waiter
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        response = Response(self._status, self._headers, body)
+        self._in_body = False
+        if self._buffer:
+            self.reusable = False  # more bytes than the answer: out of step
+        if not self.reusable:
+            self._close()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+
+class HttpPool:
+    """Keep-alive connections to one origin; ``await pool.post(...)`` sends one request.
+
+    At most ``size`` connections exist; a request waits for a free one. A reused
+    connection the server had already closed fails before any byte of an answer: the
+    request is then sent once more on a new connection, as browsers and aiohttp do.
+    """
+
+    def __init__(self, base_url: str, *, size: int, connect_timeout: float,
+                 read_timeout: float, user_agent: str) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.base_url = base_url
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._ssl: ssl.SSLContext | None = (ssl.create_default_context()
+                                            if parts.scheme == "https" else None)
+        default_port = (parts.scheme == "http" and self._port == 80) or (
+            parts.scheme == "https" and self._port == 443)
+        host_header = parts.netloc if not default_port else parts.hostname
+        if ":" in (parts.hostname or "") and default_port:
+            host_header = f"[{parts.hostname}]"
+        self._fixed_headers = (f"Host: {host_header}\r\nUser-Agent: {user_agent}\r\n"
+                               "Accept-Encoding: identity\r\n").encode("latin-1")
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._idle: collections.deque[_Connection] = collections.deque()
+        self._slots = asyncio.Semaphore(size)
+        self._closed = False
+
+    async def post(self, path: str, headers: dict[str, str], body: bytes, *,
+                   deadline: float | None = None) -> Response:
+        """POST ``body`` to ``path`` with ``headers``; the whole answer.
+
+        ``deadline`` (seconds from now) bounds the whole exchange, however slowly the
+        answer trickles in.
+        """
+        head = [f"POST {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
+        for name, value in headers.items():
+            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        head.append(f"Content-Length: {len(body)}\r\n\r\n".encode("latin-1"))
+        head.append(body)
+        request = b"".join(head)
+        async with self._slots:
+            if deadline is None:
+                return await self._exchange(request)
+            async with asyncio.timeout(deadline):
+                return await self._exchange(request)
+
+    async def _exchange(self, request: bytes) -> Response:
+        conn, reused = await self._connection()
+        try:
+            try:
+                response = await conn.request(request)
+            except ConnectionError:
+                if not (reused and not conn._received_any):
+                    raise
+                # A keep-alive connection the server closed while it sat idle.
+                conn, reused = await self._new_connection(), False
+                response = await conn.request(request)
+        except BaseException:
+            conn.abort()
+            raise
+        if conn.reusable and not conn.closed and not self._closed:
+            self._idle.append(conn)
+        return response
+
+    async def _connection(self) -> tuple[_Connection, bool]:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn, True
+        return await self._new_connection(), False
+
+    async def _new_connection(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop, self._read_timeout), self._host, self._port,
+                    ssl=self._ssl, server_hostname=self._host if self._ssl else None)
+        except (OSError, TimeoutError) as exc:
+            if isinstance(exc, ssl.SSLError):
+                raise  # the endpoint answers, but not with a certificate we trust
+            raise Unreachable(self.base_url) from exc
+        return conn
+
+    async def aclose(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop()._close()
