@@ -76,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _seed(args: argparse.Namespace) -> int:
     try:
-        from ..local.seed import seed_from_args
+        from ..local.data.seed import seed_from_args
     except ImportError as exc:  # pragma: no cover
         raise NotAvailable(f"'local seed' is not available in this build: {exc}") from exc
     return seed_from_args(args)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .ids import ACCOUNT_ID
+from .healthimaging.ids import ACCOUNT_ID
 
 #: Seconds a data store spends CREATING (and DELETING) before it settles.
 DEFAULT_DATASTORE_DELAY = 0.3

@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 from aiohttp import web
 
-from . import moto_state
+from .aws import moto_state
 from .config import StackConfig
 from .server import LocalServer, warn_if_exposed
 
@@ -35,7 +35,7 @@ async def run_stack(config: StackConfig, announce: Callable[[str, LocalServer], 
     """Serve until ``stop`` is set; ``announce(url, server)`` once ready.
 
     ``owns_process``: nothing else in this process uses moto, so moto's state can be
-    loaded from and saved to ``config.data_dir`` (see :mod:`.moto_state`).
+    loaded from and saved to ``config.data_dir`` (see :mod:`.aws.moto_state`).
     """
     warn_if_exposed(config.host)
     temp = None

@@ -26,21 +26,27 @@ from xml.sax.saxutils import escape as xml_escape
 import anyio
 from aiohttp import web
 
-from . import ids, wire
-from .apierrors import (
+from .aws.moto_bridge import MotoBridge
+from .aws.sigv4_verify import authorize, verify
+from .config import StackConfig
+from .healthimaging import ids, wire
+from .healthimaging.apierrors import (
     InternalServerException,
     ServiceError,
     ServiceUnavailableException,
     ThrottlingException,
     UnknownOperationException,
 )
-from .backend import IMPORT_UNAVAILABLE, Backend, Registry, current_registry, set_registry
-from .config import StackConfig
-from .handlers import HANDLERS, Blob, Context
-from .models import Job
-from .moto_bridge import MotoBridge
+from .healthimaging.backend import (
+    IMPORT_UNAVAILABLE,
+    Backend,
+    Registry,
+    current_registry,
+    set_registry,
+)
+from .healthimaging.handlers import HANDLERS, Blob, Context
+from .healthimaging.models import Job
 from .realism import Fault, Realism
-from .sigv4_verify import authorize, verify
 
 log = logging.getLogger("hi_async.local")
 
@@ -93,7 +99,7 @@ class LocalServer:
         self.public_data_state = "absent"
         self._runners: dict[int, Any] = {}
         try:
-            from .importer import ImportRunner
+            from .dicom_import.importer import ImportRunner
         except ImportError:
             ImportRunner = None
         self._runner_cls = ImportRunner
@@ -110,13 +116,13 @@ class LocalServer:
         """Register the CloudFormation model, seed the public bucket, then be ready."""
         self._previous_registry = set_registry(self.registry)
         with contextlib.suppress(ImportError):
-            from . import cfn_datastore  # noqa: F401 - registers AWS::HealthImaging::Datastore
+            from .aws import cfn_datastore  # noqa: F401 - registers AWS::HealthImaging::Datastore
         await self._ensure_public_data()
         self.ready.set()
 
     async def _ensure_public_data(self) -> None:
         try:
-            from .public_data import ensure_public_bucket
+            from .data.public_data import ensure_public_bucket
         except ImportError:
             return
         self.public_data_state = "seeding"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EndpointUnreachable, HiAsyncError, NotFound, UsageError
-from ..local.moto_state import STATE_FILE as MOTO_STATE_FILE
+from ..local.aws.moto_state import STATE_FILE as MOTO_STATE_FILE
 from ..settings import Settings, configured_endpoint_url
 from .cleanup import cleanup
 from .clients import Clients, Endpoint

@@ -20,10 +20,10 @@ from typing import Any, TypeVar
 
 from . import ids
 from .apierrors import ConflictException, ResourceNotFoundException, ValidationException
-from .backend_imagesets import ImageSetRules
-from .backend_search import SearchRules
-from .backend_versions import VersionRules
 from .models import Datastore, ImageSet, Job, image_set_from_dict, to_dict
+from .rules.changes import VersionRules
+from .rules.image_sets import ImageSetRules
+from .rules.search import SearchRules
 from .store import Store
 
 T = TypeVar("T")

@@ -63,7 +63,7 @@ def save(data_dir: Path) -> Path:
     """
     from moto.backends import get_backend
 
-    from .public_data import PUBLIC_BUCKET
+    from ..data.public_data import PUBLIC_BUCKET
 
     target = Path(data_dir) / STATE_FILE
     tmp = target.with_name(STATE_FILE + ".tmp")

@@ -11,13 +11,13 @@ import gzip
 import json
 from typing import TYPE_CHECKING, Any
 
-from .apierrors import ConflictException, ValidationException
-from .backend_imagesets import _frame_ids, _merge
+from ..apierrors import ConflictException, ValidationException
+from ..models import ImageSet, ImageSetVersion
+from .image_sets import _frame_ids, _merge
 from .metadata_updates import apply_updates, parse_document
-from .models import ImageSet, ImageSetVersion
 
 if TYPE_CHECKING:
-    from .backend import Backend
+    from ..backend import Backend
 
 
 class VersionRules:

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import ids
-from .apierrors import ResourceNotFoundException, ValidationException
-from .models import ImageSet, ImageSetVersion
-from .records import ParsedInstance
+from ...dicom_import.records import ParsedInstance
+from .. import ids
+from ..apierrors import ResourceNotFoundException, ValidationException
+from ..models import ImageSet, ImageSetVersion
 
 if TYPE_CHECKING:
-    from .backend import Backend
+    from ..backend import Backend
 
 STORED_HTJ2K = "1.2.840.10008.1.2.4.202"
 

@@ -38,10 +38,10 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from .config import IMPORT_MAX_BYTES
+from ..aws.s3_access import MotoS3, S3Object, split_s3_uri
+from ..config import IMPORT_MAX_BYTES
 from .convert import ConvertFailure, convert_p10
 from .records import ImportWarning, ParsedInstance
-from .s3_access import MotoS3, S3Object, split_s3_uri
 from .transcode import STORAGE_HTJ2K
 
 MAX_FILES = 5000

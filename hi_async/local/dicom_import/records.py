@@ -1,6 +1,6 @@
 """Plain records that cross from the DICOM importer into the emulator's backend.
 
-The importer (``local/importer.py`` and the transcoding it runs in a process pool) turns
+The importer (``importer.py`` and the transcoding it runs in a process pool) turns
 each DICOM P10 file into one :class:`ParsedInstance`; the backend groups instances into
 image sets, assigns image set and frame IDs, stores the frames and builds the image set
 metadata document. Nothing here knows about HTTP or S3.

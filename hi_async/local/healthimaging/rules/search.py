@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .apierrors import ValidationException
-from .models import ImageSet
+from ..apierrors import ValidationException
+from ..models import ImageSet
 
 if TYPE_CHECKING:
-    from .backend import Backend
+    from ..backend import Backend
 
 #: search attribute → DICOMTags key of the summary (None: a property of the image set)
 _TEXT_KEYS = {

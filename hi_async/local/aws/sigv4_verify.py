@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from .apierrors import (
+from ..healthimaging.apierrors import (
     AccessDeniedException,
     InvalidSignatureException,
     MissingAuthenticationTokenException,
