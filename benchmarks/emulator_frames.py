@@ -27,7 +27,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hi_async.local.healthimaging.backend import Registry
+from hi_async.local.healthimaging.registry import Registry
 from hi_async.local.stack import LocalStack
 from tests.local.helpers import frame_of, instance, phantom
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hi_async import Downloader
 from hi_async.api import run_sync
-from hi_async.local.healthimaging.backend import Registry
+from hi_async.local.healthimaging.registry import Registry
 from hi_async.local.stack import LocalStack
 from hi_async.settings import Settings
 from tests.local.helpers import frame_of, instance, phantom

@@ -7,6 +7,7 @@ then announce the URL) and the same clean shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from .config import StackConfig
 from .server import LocalServer, warn_if_exposed
 
 
-def new_event_loop_factory() -> Callable[[], object] | None:
+def new_event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop factory when uvloop is installed (not on Windows), else None."""
     try:
         import uvloop

@@ -37,20 +37,16 @@ from .healthimaging.apierrors import (
     ThrottlingException,
     UnknownOperationException,
 )
-from .healthimaging.backend import (
-    IMPORT_UNAVAILABLE,
-    Backend,
-    Registry,
-    current_registry,
-    set_registry,
-)
+from .healthimaging.backend import Backend
 from .healthimaging.handlers import HANDLERS, Blob, Context
 from .healthimaging.models import Job
+from .healthimaging.registry import Registry, current_registry, set_registry
 from .realism import Fault, Realism
 
 log = logging.getLogger("hi_async.local")
 
 _FAULTED = frozenset({"GetImageFrame", "GetImageSetMetadata"})
+IMPORT_UNAVAILABLE = "import is not available in this build"
 _JSON = "application/json"
 
 

@@ -15,7 +15,7 @@ from moto.cloudformation import parsing as _cfn_parsing
 from moto.core.common_models import CloudFormationModel
 
 from ..healthimaging.apierrors import ConflictException, ResourceNotFoundException
-from ..healthimaging.backend import get_backend
+from ..healthimaging.registry import get_backend
 from . import cfn_bucket_policy  # noqa: F401 - registers AWS::S3::BucketPolicy
 
 
