@@ -76,7 +76,10 @@ async def run_stack(config: StackConfig, announce: Callable[[str, LocalServer], 
             # After the runner's cleanup and the server's close: no request is changing
             # moto's state any more.
             try:
-                moto_state.save(data_dir)
+                from .data.public_data import PUBLIC_BUCKET
+
+                # Seeded again from its cache at every start, so not saved.
+                moto_state.save(data_dir, leave_out=(PUBLIC_BUCKET,))
             except Exception as exc:  # the HealthImaging state is safe on disk already
                 print(f"warning: could not save S3, IAM and CloudFormation state to "
                       f"{data_dir}: {exc}", file=sys.stderr, flush=True)

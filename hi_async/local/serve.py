@@ -50,11 +50,11 @@ from ..errors import ConfigurationError
 from .config import (
     DEFAULT_DATASTORE_DELAY,
     DEFAULT_LOCK_DELAY,
-    IMPORT_MAX_BYTES,
     Knobs,
     StackConfig,
     check_delay,
 )
+from .dicom_import.limits import IMPORT_MAX_BYTES
 from .healthimaging import wire
 from .runtime import new_event_loop_factory, run_stack
 

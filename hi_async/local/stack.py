@@ -28,10 +28,10 @@ from ..errors import WorkflowError
 from .config import (
     DEFAULT_DATASTORE_DELAY,
     DEFAULT_LOCK_DELAY,
-    IMPORT_MAX_BYTES,
     Knobs,
     StackConfig,
 )
+from .dicom_import.limits import IMPORT_MAX_BYTES
 from .healthimaging.backend import Backend
 from .healthimaging.ids import ACCOUNT_ID, DEFAULT_REGION
 from .runtime import new_event_loop_factory, run_stack

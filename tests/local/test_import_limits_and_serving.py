@@ -10,7 +10,7 @@ import pytest
 
 from hi_async.local.aws.s3_access import MotoS3
 from hi_async.local.data.synthetic import custom_spec, generate_series
-from hi_async.local.dicom_import.importer import MAX_FILES
+from hi_async.local.dicom_import.limits import MAX_FILES
 from hi_async.local.stack import LocalStack
 from tests.local.helpers import seed_image_set
 from tests.local.import_support.jobs import (

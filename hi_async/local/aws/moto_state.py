@@ -56,19 +56,18 @@ def _without_buckets(names: tuple[str, ...]) -> Iterator[None]:
             buckets[name] = bucket
 
 
-def save(data_dir: Path) -> Path:
+def save(data_dir: Path, *, leave_out: tuple[str, ...] = ()) -> Path:
     """Write moto's state atomically (temporary file, fsync, rename); returns its path.
 
-    The public data bucket is left out: it is seeded again from its cache at every start.
+    The buckets named in ``leave_out`` are not saved (the stack fills them again at
+    every start).
     """
     from moto.backends import get_backend
-
-    from ..data.public_data import PUBLIC_BUCKET
 
     target = Path(data_dir) / STATE_FILE
     tmp = target.with_name(STATE_FILE + ".tmp")
     try:
-        with _without_buckets((PUBLIC_BUCKET,)), open(tmp, "wb") as fh:
+        with _without_buckets(leave_out), open(tmp, "wb") as fh:
             backends = {svc: dict(get_backend(svc))  # type: ignore[call-overload]
                         for svc in SERVICES}
             document = {"format": _FORMAT, "moto": _moto_version(), "backends": backends}

@@ -46,9 +46,9 @@ from pydicom.encaps import generate_fragments, generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 
+from ..healthimaging.records import EncodedFrame, ImportWarning, ParsedInstance
 from .dicom_attrs import split_levels
 from .import_warnings import check_encapsulated, metadata_warnings
-from .records import EncodedFrame, ImportWarning, ParsedInstance
 from .transcode import STORAGE_HTJ2K, as_is_frame, lossless_frame, stored_lossless_syntax
 
 #: Syntaxes the service transcodes to HTJ2K lossless RPCL (reference page, "Import").

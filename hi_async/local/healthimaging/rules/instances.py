@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ...dicom_import.records import ParsedInstance
 from .. import ids
 from ..models import ImageSet
+from ..records import ParsedInstance
 from .documents import merge
 from .image_sets import ImageSetRules
 

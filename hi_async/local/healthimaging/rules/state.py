@@ -1,6 +1,6 @@
 """The backend's records, their persistence, and the states that change over time.
 
-Records live in memory and are written through to the :class:`~..store.Store`;
+Records live in memory and are written through to the :class:`.Store`;
 statuses that change "over time" (CREATING → ACTIVE, DELETING → DELETED, LOCKED →
 ACTIVE) are derived from the clock when read, so no timer is needed.
 """
