@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from hi_async.local.data.synthetic import custom_spec, generate_series
 from hi_async.local.stack import LocalStack
-from hi_async.local.synthetic import custom_spec, generate_series
 
 ROLE = "arn:aws:iam::123456789012:role/ImportRole"
 

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from hi_async.local.synthetic import SeriesSpec, custom_spec, generate_series, instance_name
+from hi_async.local.data.synthetic import SeriesSpec, custom_spec, generate_series, instance_name
 
 BUCKET = "hi-async-bench"
 ROLE = "arn:aws:iam::123456789012:role/ImportRole"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import NotAvailable
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     local = sub.add_parser(
@@ -67,16 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    try:
-        from ..local.serve import serve_from_args
-    except ImportError as exc:  # pragma: no cover - only while the stack is being built
-        raise NotAvailable(f"the local stack is not available in this build: {exc}") from exc
+    from ..local.serve import serve_from_args
+
     return serve_from_args(args)
 
 
 def _seed(args: argparse.Namespace) -> int:
-    try:
-        from ..local.seed import seed_from_args
-    except ImportError as exc:  # pragma: no cover
-        raise NotAvailable(f"'local seed' is not available in this build: {exc}") from exc
+    from ..local.data.seed import seed_from_args
+
     return seed_from_args(args)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .ids import ACCOUNT_ID
+from .dicom_import.limits import IMPORT_MAX_BYTES
+from .healthimaging.ids import ACCOUNT_ID
 
 #: Seconds a data store spends CREATING (and DELETING) before it settles.
 DEFAULT_DATASTORE_DELAY = 0.3
@@ -66,10 +67,6 @@ class Knobs:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-#: The service's input limit per import job (10 GB, not adjustable).
-IMPORT_MAX_BYTES = 10 * 1024**3
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ then announce the URL) and the same clean shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import tempfile
@@ -16,12 +17,12 @@ from pathlib import Path
 import anyio
 from aiohttp import web
 
-from . import moto_state
+from .aws import moto_state
 from .config import StackConfig
 from .server import LocalServer, warn_if_exposed
 
 
-def new_event_loop_factory() -> Callable[[], object] | None:
+def new_event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop factory when uvloop is installed (not on Windows), else None."""
     try:
         import uvloop
@@ -35,7 +36,7 @@ async def run_stack(config: StackConfig, announce: Callable[[str, LocalServer], 
     """Serve until ``stop`` is set; ``announce(url, server)`` once ready.
 
     ``owns_process``: nothing else in this process uses moto, so moto's state can be
-    loaded from and saved to ``config.data_dir`` (see :mod:`.moto_state`).
+    loaded from and saved to ``config.data_dir`` (see :mod:`.aws.moto_state`).
     """
     warn_if_exposed(config.host)
     temp = None
@@ -75,7 +76,10 @@ async def run_stack(config: StackConfig, announce: Callable[[str, LocalServer], 
             # After the runner's cleanup and the server's close: no request is changing
             # moto's state any more.
             try:
-                moto_state.save(data_dir)
+                from .data.public_data import PUBLIC_BUCKET
+
+                # Seeded again from its cache at every start, so not saved.
+                moto_state.save(data_dir, leave_out=(PUBLIC_BUCKET,))
             except Exception as exc:  # the HealthImaging state is safe on disk already
                 print(f"warning: could not save S3, IAM and CloudFormation state to "
                       f"{data_dir}: {exc}", file=sys.stderr, flush=True)

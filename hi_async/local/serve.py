@@ -31,7 +31,7 @@ LOCKED after an update, copy or delete; both must be finite and not negative (el
 Persistence: with ``--data-dir`` the HealthImaging state (data stores, image sets and
 their versions, metadata, frames, jobs, tags) survives a restart on the same directory,
 and so does moto's S3, IAM, STS and CloudFormation state, saved when the stack stops
-cleanly (Ctrl-C or SIGTERM; see :mod:`.moto_state`).
+cleanly (Ctrl-C or SIGTERM; see :mod:`.aws.moto_state`).
 """
 
 from __future__ import annotations
@@ -47,15 +47,15 @@ from pathlib import Path
 import anyio
 
 from ..errors import ConfigurationError
-from . import wire
 from .config import (
     DEFAULT_DATASTORE_DELAY,
     DEFAULT_LOCK_DELAY,
-    IMPORT_MAX_BYTES,
     Knobs,
     StackConfig,
     check_delay,
 )
+from .dicom_import.limits import IMPORT_MAX_BYTES
+from .healthimaging import wire
 from .runtime import new_event_loop_factory, run_stack
 
 URL_LINE_PREFIX = "hi_async local stack listening on "

@@ -26,21 +26,24 @@ from xml.sax.saxutils import escape as xml_escape
 import anyio
 from aiohttp import web
 
-from . import ids, wire
-from .apierrors import (
+from .aws.moto_bridge import MotoBridge
+from .aws.sigv4_verify import authorize, verify
+from .config import StackConfig
+from .data.public_data import ensure_public_bucket
+from .dicom_import.importer import ImportRunner
+from .healthimaging import ids, wire
+from .healthimaging.apierrors import (
     InternalServerException,
     ServiceError,
     ServiceUnavailableException,
     ThrottlingException,
     UnknownOperationException,
 )
-from .backend import IMPORT_UNAVAILABLE, Backend, Registry, current_registry, set_registry
-from .config import StackConfig
-from .handlers import HANDLERS, Blob, Context
-from .models import Job
-from .moto_bridge import MotoBridge
+from .healthimaging.backend import Backend
+from .healthimaging.handlers import HANDLERS, Blob, Context
+from .healthimaging.models import Job
+from .healthimaging.registry import Registry, current_registry, set_registry
 from .realism import Fault, Realism
-from .sigv4_verify import authorize, verify
 
 log = logging.getLogger("hi_async.local")
 
@@ -91,12 +94,7 @@ class LocalServer:
         self.moto = MotoBridge()
         self.ready = threading.Event()
         self.public_data_state = "absent"
-        self._runners: dict[int, Any] = {}
-        try:
-            from .importer import ImportRunner
-        except ImportError:
-            ImportRunner = None
-        self._runner_cls = ImportRunner
+        self._runners: dict[int, ImportRunner] = {}
         self._seq = 0
         self._previous_registry: Registry | None = None
 
@@ -110,15 +108,11 @@ class LocalServer:
         """Register the CloudFormation model, seed the public bucket, then be ready."""
         self._previous_registry = set_registry(self.registry)
         with contextlib.suppress(ImportError):
-            from . import cfn_datastore  # noqa: F401 - registers AWS::HealthImaging::Datastore
+            from .aws import cfn_datastore  # noqa: F401 - registers AWS::HealthImaging::Datastore
         await self._ensure_public_data()
         self.ready.set()
 
     async def _ensure_public_data(self) -> None:
-        try:
-            from .public_data import ensure_public_bucket
-        except ImportError:
-            return
         self.public_data_state = "seeding"
         try:
             await anyio.to_thread.run_sync(ensure_public_bucket, self.data_dir)
@@ -138,12 +132,9 @@ class LocalServer:
         self.tg.start_soon(self._run_job, backend, job.datastore_id, job.job_id)
 
     async def _run_job(self, backend: Backend, datastore_id: str, job_id: str) -> None:
-        if self._runner_cls is None:
-            backend.finish_job(datastore_id, job_id, "FAILED", IMPORT_UNAVAILABLE)
-            return
         runner = self._runners.get(id(backend))
         if runner is None:
-            runner = self._runners[id(backend)] = self._runner_cls(
+            runner = self._runners[id(backend)] = ImportRunner(
                 backend, max_bytes=self.config.import_max_bytes)
         job = backend.get_job(datastore_id, job_id)
         try:

@@ -25,15 +25,15 @@ from typing import Any, Literal
 import anyio
 
 from ..errors import WorkflowError
-from .backend import Backend
 from .config import (
     DEFAULT_DATASTORE_DELAY,
     DEFAULT_LOCK_DELAY,
-    IMPORT_MAX_BYTES,
     Knobs,
     StackConfig,
 )
-from .ids import ACCOUNT_ID, DEFAULT_REGION
+from .dicom_import.limits import IMPORT_MAX_BYTES
+from .healthimaging.backend import Backend
+from .healthimaging.ids import ACCOUNT_ID, DEFAULT_REGION
 from .runtime import new_event_loop_factory, run_stack
 from .serve import CREDENTIALS_ENV, URL_LINE_PREFIX, format_credentials
 from .server import LocalServer

@@ -60,7 +60,7 @@ async def embedded_stack(data_dir: Path) -> AsyncIterator[str]:
 
 def moto_state_saved(data_dir: Path) -> bool:
     """Did the embedded stack save moto's state (S3, IAM, CloudFormation) at its stop?"""
-    from ..local.moto_state import STATE_FILE
+    from ..local.aws.moto_state import STATE_FILE
 
     return (data_dir / STATE_FILE).is_file()
 

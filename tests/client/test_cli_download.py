@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hi_async.local.synthetic import custom_spec, generate_series
+from hi_async.local.data.synthetic import custom_spec, generate_series
 from tests.local.helpers import Seeded
 
 from .conftest import SECRET

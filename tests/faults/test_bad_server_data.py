@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hi_async.local.records import EncodedFrame
+from hi_async.local.healthimaging.records import EncodedFrame
 from tests.local.helpers import Seeded, instance, seed_image_set
 
 from .conftest import cli

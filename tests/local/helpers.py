@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import imagecodecs
 import numpy as np
 
-from hi_async.local.backend import Backend
-from hi_async.local.records import EncodedFrame, ParsedInstance
+from hi_async.local.healthimaging.backend import Backend
+from hi_async.local.healthimaging.records import EncodedFrame, ParsedInstance
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:

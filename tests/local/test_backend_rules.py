@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hi_async.local.apierrors import ConflictException, ValidationException
-from hi_async.local.backend import Backend, paginate
+from hi_async.local.healthimaging.apierrors import ConflictException, ValidationException
+from hi_async.local.healthimaging.backend import Backend
+from hi_async.local.healthimaging.pagination import paginate
 
 from .helpers import instance
 

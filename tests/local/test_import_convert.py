@@ -12,9 +12,9 @@ import pytest
 from pydicom.encaps import generate_frames
 from pydicom.pixels import pixel_array
 
-from hi_async.local.convert import ConvertFailure, convert_p10
-from hi_async.local.records import ParsedInstance
-from hi_async.local.transcode import HTJ2K_LOSSLESS_RPCL, pixel_crc32
+from hi_async.local.dicom_import.convert import ConvertFailure, convert_p10
+from hi_async.local.dicom_import.transcode import HTJ2K_LOSSLESS_RPCL, pixel_crc32
+from hi_async.local.healthimaging.records import ParsedInstance
 from tests.local.import_support.pydicom_files import (
     EXPECTED_FAILURES,
     LOSSY_AS_IS,

@@ -17,9 +17,9 @@ import pydicom
 import pytest
 from botocore.config import Config
 
+from hi_async.local.data.synthetic import PUBLIC_SERIES
+from hi_async.local.dicom_import.transcode import pixel_crc32, read_cod
 from hi_async.local.stack import LocalStack
-from hi_async.local.synthetic import PUBLIC_SERIES
-from hi_async.local.transcode import pixel_crc32, read_cod
 from tests.local.import_support.jobs import frame, instances
 from tests.local.import_support.pydicom_files import (
     EXPECTED_FAILURES,

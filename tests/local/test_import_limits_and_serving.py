@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from hi_async.local.importer import MAX_FILES
-from hi_async.local.s3_access import MotoS3
+from hi_async.local.aws.s3_access import MotoS3
+from hi_async.local.data.synthetic import custom_spec, generate_series
+from hi_async.local.dicom_import.limits import MAX_FILES
 from hi_async.local.stack import LocalStack
-from hi_async.local.synthetic import custom_spec, generate_series
 from tests.local.helpers import seed_image_set
 from tests.local.import_support.jobs import (
     delete_datastore,

@@ -19,8 +19,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import pack_bits
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from hi_async.local.convert import SEGMENTATION_STORAGE
-from hi_async.local.transcode import pixel_crc32
+from hi_async.local.dicom_import.convert import SEGMENTATION_STORAGE
+from hi_async.local.dicom_import.transcode import pixel_crc32
 from tests.local.import_support.jobs import (
     delete_datastore,
     frame,

@@ -1,7 +1,7 @@
 """Data stores created with losslessStorageFormat=JPEG_2000_LOSSLESS, over HTTP.
 
 Lossless sources are then stored as JPEG 2000 lossless codestreams served as image/j2c
-(see ``hi_async.local.transcode.encode_j2k``), GetDatastore reports the format, and the
+(see ``hi_async.local.dicom_import.transcode.encode_j2k``), GetDatastore reports the format, and the
 client downloads and verifies every frame. The installed botocore may predate the
 ``losslessStorageFormat`` member, so the boto3 client here loads the model the local
 stack serves from a data path, the way botocore picks up newer service models.
@@ -30,9 +30,9 @@ from botocore.credentials import Credentials
 from pydicom.data import get_testdata_file
 
 import hi_async
-from hi_async.local import wire
-from hi_async.local.synthetic import custom_spec, generate_series
-from hi_async.local.transcode import JPEG2000_LOSSLESS, pixel_crc32, read_cod
+from hi_async.local.data.synthetic import custom_spec, generate_series
+from hi_async.local.dicom_import.transcode import JPEG2000_LOSSLESS, pixel_crc32, read_cod
+from hi_async.local.healthimaging import wire
 from hi_async.settings import Settings
 from tests.conftest import KEYS, REGION, client_config
 from tests.local.import_support.jobs import (

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 
-from hi_async.local.import_warnings import (
+from hi_async.local.dicom_import.import_warnings import (
     check_encapsulated,
     make_warning,
     metadata_warnings,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hi_async.local.moto_state import STATE_FILE
-from hi_async.local.public_data import PUBLIC_BUCKET
+from hi_async.local.aws.moto_state import STATE_FILE
+from hi_async.local.data.public_data import PUBLIC_BUCKET
 from hi_async.local.stack import LocalStack
 
 TEMPLATE = json.dumps({

@@ -11,8 +11,8 @@ import boto3
 import pydicom
 import pytest
 
+from hi_async.local.data.synthetic import custom_spec, instance_name
 from hi_async.local.stack import LocalStack
-from hi_async.local.synthetic import custom_spec, instance_name
 
 
 @pytest.fixture(scope="module")

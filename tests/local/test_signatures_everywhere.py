@@ -27,7 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from multidict import CIMultiDict
 
-from hi_async.local.sigv4_verify import verify
+from hi_async.local.aws.sigv4_verify import verify
 from hi_async.local.stack import LocalStack
 from hi_async.settings import Settings
 from hi_async.workflow.main import run_workflow

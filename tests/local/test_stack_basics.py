@@ -8,7 +8,7 @@ import urllib.request
 import botocore.session
 import pytest
 
-from hi_async.local import wire
+from hi_async.local.healthimaging import wire
 
 
 def test_health_route_answers_ready(endpoint_url):

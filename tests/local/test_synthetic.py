@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from hi_async.local.synthetic import PUBLIC_SERIES, SeriesSpec, custom_spec, generate_series
+from hi_async.local.data.synthetic import PUBLIC_SERIES, SeriesSpec, custom_spec, generate_series
 
 _SMALL = {key: SeriesSpec(spec.folder, spec.anatomy, 3, spec.rows, spec.columns)
           for key, spec in PUBLIC_SERIES.items()}
@@ -38,7 +38,7 @@ def test_public_series_have_the_seed_counts() -> None:
 
 def test_same_bytes_in_a_fresh_interpreter() -> None:
     spec = _SMALL["ct-pelvis"]
-    code = ("from hi_async.local.synthetic import SeriesSpec; "
+    code = ("from hi_async.local.data.synthetic import SeriesSpec; "
             "from tests.local.test_synthetic import _digest; "
             f"print(_digest(SeriesSpec({spec.folder!r}, 'pelvis', 3, 512, 512)))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

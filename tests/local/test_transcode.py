@@ -9,7 +9,7 @@ import imagecodecs
 import numpy as np
 import pytest
 
-from hi_async.local.transcode import (
+from hi_async.local.dicom_import.transcode import (
     JPH_CONTENT_TYPE,
     decomposition_levels,
     jph_boxes,

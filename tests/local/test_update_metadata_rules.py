@@ -16,8 +16,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from hi_async.local.data.synthetic import custom_spec, generate_series
 from hi_async.local.stack import LocalStack
-from hi_async.local.synthetic import custom_spec, generate_series
 
 from .helpers import Seeded, seed_image_set
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hi_async.local.synthetic import custom_spec, generate_series
+from hi_async.local.data.synthetic import custom_spec, generate_series
 from hi_async.workflow.cleanup import delete_datastore, delete_image_sets, wait_for_import_jobs
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import anyio
 
-from ..errors import ConfigurationError, UsageError
+from ...errors import ConfigurationError, UsageError
 from .synthetic import custom_spec, generate_series
 
 CONCURRENCY = 16

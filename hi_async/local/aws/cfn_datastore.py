@@ -2,9 +2,9 @@
 
 moto builds its CloudFormation resource map from the subclasses of ``CloudFormationModel``
 that exist when a stack is first parsed, and files each model under the second component
-of its ``__module__`` (here ``local``). The server imports this module at start-up; the
-resource it creates is a real data store in the emulator's backend, the same one the
-HealthImaging API answers from.
+of its ``__module__`` (``local`` for every module under ``hi_async.local``). The server
+imports this module at start-up; the resource it creates is a real data store in the
+emulator's backend, the same one the HealthImaging API answers from.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from moto.cloudformation import parsing as _cfn_parsing
 from moto.core.common_models import CloudFormationModel
 
+from ..healthimaging.apierrors import ConflictException, ResourceNotFoundException
+from ..healthimaging.registry import get_backend
 from . import cfn_bucket_policy  # noqa: F401 - registers AWS::S3::BucketPolicy
-from .apierrors import ConflictException, ResourceNotFoundException
-from .backend import get_backend
 
 
 class HealthImagingDatastore(CloudFormationModel):
@@ -61,7 +61,7 @@ class HealthImagingDatastore(CloudFormationModel):
         raise UnformattedGetAttTemplateException()
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
         region_name: str, **kwargs: Any,
     ) -> HealthImagingDatastore:
@@ -82,7 +82,7 @@ class HealthImagingDatastore(CloudFormationModel):
                    backend.datastore_arn(ds.datastore_id))
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[override]
+    def delete_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
         region_name: str,
     ) -> None:

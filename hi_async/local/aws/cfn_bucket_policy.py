@@ -42,7 +42,7 @@ class S3BucketPolicyRecord(CloudFormationModel):
         return False
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
         region_name: str, **kwargs: Any,
     ) -> S3BucketPolicyRecord:
@@ -56,7 +56,7 @@ class S3BucketPolicyRecord(CloudFormationModel):
         return cls(bucket, document)
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[override]
+    def delete_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
         region_name: str,
     ) -> None:

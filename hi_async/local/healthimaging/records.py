@@ -1,9 +1,10 @@
 """Plain records that cross from the DICOM importer into the emulator's backend.
 
-The importer (``local/importer.py`` and the transcoding it runs in a process pool) turns
-each DICOM P10 file into one :class:`ParsedInstance`; the backend groups instances into
-image sets, assigns image set and frame IDs, stores the frames and builds the image set
-metadata document. Nothing here knows about HTTP or S3.
+The importer (:mod:`hi_async.local.dicom_import`, and the transcoding it runs in a
+process pool) turns each DICOM P10 file into one :class:`ParsedInstance`, what the
+backend's ``add_instances`` takes; the backend groups instances into image sets, assigns
+image set and frame IDs, stores the frames and builds the image set metadata document.
+Nothing here knows about HTTP or S3.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import json
 import re
 from typing import Any
 
-from .apierrors import ValidationException
+from ..apierrors import ValidationException
 
 #: The service's limit on each of removableAttributes and updatableAttributes.
 MAX_DOCUMENT_BYTES = 10_000

@@ -37,6 +37,7 @@ import io
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -46,9 +47,9 @@ from pydicom.encaps import generate_fragments, generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 
+from ..healthimaging.records import EncodedFrame, ImportWarning, ParsedInstance
 from .dicom_attrs import split_levels
 from .import_warnings import check_encapsulated, metadata_warnings
-from .records import EncodedFrame, ImportWarning, ParsedInstance
 from .transcode import STORAGE_HTJ2K, as_is_frame, lossless_frame, stored_lossless_syntax
 
 #: Syntaxes the service transcodes to HTJ2K lossless RPCL (reference page, "Import").
@@ -102,7 +103,7 @@ EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 OCTET_STREAM = "application/octet-stream"
 _REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-_AS_IS_DECODERS = {
+_AS_IS_DECODERS: dict[str, Callable[[bytes], Any]] = {
     "image/jpeg": imagecodecs.jpeg8_decode,
     "image/j2c": imagecodecs.jpeg2k_decode,
     "image/jphc": imagecodecs.htj2k_decode,

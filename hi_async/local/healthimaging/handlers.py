@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import Backend, paginate
+from .backend import Backend
 from .models import Job
+from .pagination import paginate
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ class MotoBridge:
         environ = self._environ(request, body)
         loop = asyncio.get_running_loop()
         status, headers, payload = await loop.run_in_executor(self.executor, self._call, environ)
-        out = CIMultiDict()
+        out: CIMultiDict[str] = CIMultiDict()
         length = None
         for name, value in headers:
             lname = name.lower()

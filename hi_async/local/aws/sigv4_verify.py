@@ -21,11 +21,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from .apierrors import (
+from ..healthimaging.apierrors import (
     AccessDeniedException,
     InvalidSignatureException,
     MissingAuthenticationTokenException,
@@ -52,7 +53,7 @@ def parse_authorization(header: str) -> dict[str, str]:
     return parts
 
 
-def verify(method: str, raw_path: str, headers: dict[str, str] | object, body: bytes,
+def verify(method: str, raw_path: str, headers: Mapping[str, str], body: bytes,
            credentials: dict[str, str], *, s3: bool = False,
            now: datetime | None = None) -> str:
     """The signing access key id; raise the error AWS answers with unless the signature is right.
@@ -60,7 +61,7 @@ def verify(method: str, raw_path: str, headers: dict[str, str] | object, body: b
     ``headers`` is a case-insensitive mapping (aiohttp's ``request.headers``); ``s3``
     selects S3's canonical path.
     """
-    get = headers.get  # type: ignore[attr-defined]
+    get = headers.get
     path, _, query = raw_path.partition("?")
     params = parse_qsl(query, keep_blank_values=True)
     auth = get("Authorization")

@@ -45,7 +45,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import parse_basic_offsets, parse_fragments
 from pydicom.multival import MultiValue
 
-from .records import ImportWarning
+from ..healthimaging.records import ImportWarning
 
 #: The documented warning reasons (hexadecimal column of the warning-codes page).
 REASON_CODES: dict[str, int] = {

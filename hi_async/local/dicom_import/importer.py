@@ -38,14 +38,11 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from .config import IMPORT_MAX_BYTES
+from ..aws.s3_access import MotoS3, S3Object, split_s3_uri
+from ..healthimaging.records import ImportWarning, ParsedInstance
 from .convert import ConvertFailure, convert_p10
-from .records import ImportWarning, ParsedInstance
-from .s3_access import MotoS3, S3Object, split_s3_uri
+from .limits import IMPORT_MAX_BYTES, MAX_FILES
 from .transcode import STORAGE_HTJ2K
-
-MAX_FILES = 5000
-
 
 
 class JobLike(Protocol):

@@ -1,29 +1,27 @@
 """Changing image sets after import: UpdateImageSetMetadata, CopyImageSet, DeleteImageSet.
 
-A mixin of :class:`~.backend.Backend`. Each change writes a new version (delete changes
-the latest in place), answers LOCKED with the in-flight workflow status as the service
-does, and settles to ACTIVE (or DELETED) after the backend's ``lock_delay``.
+Each change writes a new version (delete changes the latest in place), answers LOCKED
+with the in-flight workflow status as the service does, and settles to ACTIVE (or
+DELETED) after the backend's ``lock_delay``.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .apierrors import ConflictException, ValidationException
-from .backend_imagesets import _frame_ids, _merge
+from ..apierrors import ConflictException, ValidationException
+from ..models import ImageSet, ImageSetVersion
+from .documents import frame_ids, merge
+from .image_sets import ImageSetRules
 from .metadata_updates import apply_updates, parse_document
-from .models import ImageSet, ImageSetVersion
-
-if TYPE_CHECKING:
-    from .backend import Backend
 
 
-class VersionRules:
-    """Update, copy and delete of :class:`~.backend.Backend`."""
+class ChangeRules(ImageSetRules):
+    """Update, copy and delete of image sets."""
 
-    def _writable(self: Backend, iset: ImageSet, latest_version: str | None) -> None:
+    def _writable(self, iset: ImageSet, latest_version: str | None) -> None:
         if iset.latest.state != "ACTIVE":
             raise ConflictException(
                 f"image set {iset.image_set_id} is {iset.latest.state}; retry once it is ACTIVE")
@@ -32,7 +30,7 @@ class VersionRules:
                 f"latest version of image set {iset.image_set_id} is "
                 f"{iset.latest.version}, not {latest_version}; read it again and retry")
 
-    def update_image_set_metadata(self: Backend, datastore_id: str, image_set_id: str,
+    def update_image_set_metadata(self, datastore_id: str, image_set_id: str,
                                   latest_version: str, updates: dict[str, Any], *,
                                   force: bool = False) -> dict[str, Any]:
         with self.lock, self.store.transaction():
@@ -46,14 +44,15 @@ class VersionRules:
                 raise ValidationException(
                     "updateImageSetMetadataUpdates takes exactly one of DICOMUpdates and "
                     "revertToVersionId")
-            if revert is None and not (dicom_updates.get("updatableAttributes")
-                                       or dicom_updates.get("removableAttributes")):
-                raise ValidationException(
-                    "DICOMUpdates needs updatableAttributes or removableAttributes")
             if revert is not None:
                 doc = json.loads(gzip.decompress(self.metadata_gz(datastore_id, image_set_id,
                                                                    str(revert))))
             else:
+                assert dicom_updates is not None  # exactly one of the two, checked above
+                if not (dicom_updates.get("updatableAttributes")
+                        or dicom_updates.get("removableAttributes")):
+                    raise ValidationException(
+                        "DICOMUpdates needs updatableAttributes or removableAttributes")
                 doc = self._updated_doc(iset, dicom_updates, force=force)
             v = self._new_version(iset, doc, workflow="UPDATED", locked_as="UPDATING",
                                   forced=True if force else None)
@@ -61,7 +60,7 @@ class VersionRules:
             props["latestVersionId"] = props.pop("versionId")
             return props
 
-    def _updated_doc(self: Backend, iset: ImageSet, dicom_updates: dict[str, Any], *,
+    def _updated_doc(self, iset: ImageSet, dicom_updates: dict[str, Any], *,
                      force: bool) -> dict[str, Any]:
         """The latest metadata with the DICOMUpdates applied, under the service's rules
         (:mod:`.metadata_updates`)."""
@@ -73,7 +72,7 @@ class VersionRules:
                              docs.get("updatableAttributes"), force=force,
                              primary=iset.latest.is_primary)
 
-    def copy_image_set(self: Backend, datastore_id: str, source_id: str, info: dict[str, Any], *,
+    def copy_image_set(self, datastore_id: str, source_id: str, info: dict[str, Any], *,
                        force: bool = False, promote_to_primary: bool = False) -> dict[str, Any]:
         with self.lock, self.store.transaction():
             src = self.image_set(datastore_id, source_id)
@@ -107,14 +106,14 @@ class VersionRules:
                     raise ConflictException(
                         "source and destination image sets differ in Patient or Study "
                         "attributes; pass force=true to copy anyway")
-                _merge(dest_doc["Study"]["Series"], doc["Study"]["Series"])
+                merge(dest_doc["Study"]["Series"], doc["Study"]["Series"])
                 new_doc = dest_doc
             else:
                 dest, new_doc = self._new_image_set(datastore_id)
                 new_doc["Patient"], new_doc["Study"] = doc["Patient"], doc["Study"]
             index = self.frames.setdefault(dest.image_set_id, {})
             src_frames = self.frames.get(source_id, {})
-            for frame_id in _frame_ids(new_doc):
+            for frame_id in frame_ids(new_doc):
                 if frame_id not in index and frame_id in src_frames:
                     index[frame_id] = src_frames[frame_id]
                     self.store.put_frame(dest.image_set_id, frame_id, src_frames[frame_id][1],
@@ -137,7 +136,7 @@ class VersionRules:
                 "destinationImageSetProperties": self._copy_props(dest, v),
             }
 
-    def _lock_source(self: Backend, src: ImageSet) -> None:
+    def _lock_source(self, src: ImageSet) -> None:
         """The copy's source is read-only until the copy ends (AWS answers LOCKED /
         COPYING_WITH_READ_ONLY_ACCESS for it); it then returns to what it was."""
         sv = src.latest
@@ -146,13 +145,13 @@ class VersionRules:
         sv.settles_at = self.clock() + self.lock_delay
         self._save_image_set(src)
 
-    def _copy_props(self: Backend, iset: ImageSet, v: ImageSetVersion) -> dict[str, Any]:
+    def _copy_props(self, iset: ImageSet, v: ImageSetVersion) -> dict[str, Any]:
         return {"imageSetId": iset.image_set_id, "latestVersionId": str(v.version),
                 "imageSetState": v.state, "imageSetWorkflowStatus": v.workflow_status,
                 "createdAt": v.created_at, "updatedAt": v.updated_at,
                 "imageSetArn": self.image_set_arn(iset)}
 
-    def delete_image_set(self: Backend, datastore_id: str, image_set_id: str) -> dict[str, Any]:
+    def delete_image_set(self, datastore_id: str, image_set_id: str) -> dict[str, Any]:
         with self.lock, self.store.transaction():
             iset = self.image_set(datastore_id, image_set_id)
             self._writable(iset, None)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 _NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-4c55-9a77-3e2b1d0c9f10")
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -118,7 +118,7 @@ def _ct(anatomy: str, g: _Grid, t: float, swell: float, rng: np.random.Generator
             hu[_ellipse(g, side * (0.42 - 0.08 * t), 0.1, 0.07, 0.07)] = 300.0  # marrow
     hu[_ellipse(g, 0.0, 0.42, 0.09, 0.08)] = 1100.0  # vertebral body
     hu[_ellipse(g, 0.0, 0.42, 0.05, 0.045)] = 250.0
-    noise = rng.normal(0.0, 1.0, hu.shape).astype(np.float32)
+    noise = np.asarray(rng.normal(0.0, 1.0, hu.shape), dtype=np.float32)
     hu += np.where(hu > -950, 14.0, 4.0) * noise
     return np.clip(np.rint(hu + 1024.0), -1024, 3071).astype(np.int16)
 
@@ -142,7 +142,8 @@ def _mr(anatomy: str, g: _Grid, t: float, swell: float, rng: np.random.Generator
         img[_ellipse(g, 0.0, -0.7, 0.3, 0.25)] = 300.0  # heart
     bias = 0.8 + 0.3 * np.exp(-((g.x + 0.3) ** 2 + (g.y - 0.2) ** 2) * 1.5)  # coil field
     img *= bias
-    img += rng.normal(0.0, 1.0, img.shape).astype(np.float32) * np.where(img > 0, 12.0, 3.0)
+    img += (np.asarray(rng.normal(0.0, 1.0, img.shape), dtype=np.float32)
+            * np.where(img > 0, 12.0, 3.0))
     return np.clip(np.rint(np.abs(img)), 0, 4095).astype(np.uint16)
 
 
@@ -152,10 +153,10 @@ def _p10(spec: SeriesSpec, index: int, pixels: np.ndarray) -> bytes:
     spacing = 0.7 if ct else 0.9
     thickness = 5.0 if ct else 1.2
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE if ct else MR_IMAGE_STORAGE
-    meta.MediaStorageSOPInstanceUID = uid(folder, "instance", str(index))
+    meta.MediaStorageSOPClassUID = UID(CT_IMAGE_STORAGE if ct else MR_IMAGE_STORAGE)
+    meta.MediaStorageSOPInstanceUID = UID(uid(folder, "instance", str(index)))
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = _IMPLEMENTATION_UID
+    meta.ImplementationClassUID = UID(_IMPLEMENTATION_UID)
     meta.ImplementationVersionName = "HI_ASYNC_SYNTH1"
     ds = Dataset()
     ds.file_meta = meta

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .ids import ACCOUNT_ID, DEFAULT_REGION
+from ..healthimaging.ids import ACCOUNT_ID, DEFAULT_REGION
 
 
 @dataclass(frozen=True, slots=True)

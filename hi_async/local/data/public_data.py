@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .s3_access import MotoS3
+from ..aws.s3_access import MotoS3
 from .synthetic import PUBLIC_SERIES, SeriesSpec, generate_series
 
 PUBLIC_BUCKET = "idc-open-data"

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import imagecodecs
 import numpy as np
 
-from .records import EncodedFrame
+from ..healthimaging.records import EncodedFrame
 
 #: Stored transfer syntax of frames transcoded to HTJ2K lossless RPCL.
 HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"

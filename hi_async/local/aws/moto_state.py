@@ -44,7 +44,7 @@ def _without_buckets(names: tuple[str, ...]) -> Iterator[None]:
     from moto.backends import get_backend
 
     taken: list[tuple[dict[str, Any], str, Any]] = []
-    for account_backend in get_backend("s3").values():  # type: ignore[call-overload]
+    for account_backend in get_backend("s3").values():
         for backend in account_backend.values():
             for name in names:
                 if name in backend.buckets:
@@ -56,19 +56,18 @@ def _without_buckets(names: tuple[str, ...]) -> Iterator[None]:
             buckets[name] = bucket
 
 
-def save(data_dir: Path) -> Path:
+def save(data_dir: Path, *, leave_out: tuple[str, ...] = ()) -> Path:
     """Write moto's state atomically (temporary file, fsync, rename); returns its path.
 
-    The public data bucket is left out: it is seeded again from its cache at every start.
+    The buckets named in ``leave_out`` are not saved (the stack fills them again at
+    every start).
     """
     from moto.backends import get_backend
-
-    from .public_data import PUBLIC_BUCKET
 
     target = Path(data_dir) / STATE_FILE
     tmp = target.with_name(STATE_FILE + ".tmp")
     try:
-        with _without_buckets((PUBLIC_BUCKET,)), open(tmp, "wb") as fh:
+        with _without_buckets(leave_out), open(tmp, "wb") as fh:
             backends = {svc: dict(get_backend(svc))  # type: ignore[call-overload]
                         for svc in SERVICES}
             document = {"format": _FORMAT, "moto": _moto_version(), "backends": backends}
@@ -102,7 +101,7 @@ def load(data_dir: Path) -> bool:
         return _set_aside(source, f"moto-{saved_by}",
                           f"was saved by moto {saved_by} (this is {_moto_version()})")
     for svc, accounts in document["backends"].items():
-        live = get_backend(svc)  # type: ignore[call-overload]
+        live = get_backend(svc)
         for account_id, account_backend in accounts.items():
             # Registers the account with moto (so a reset clears it), then puts the saved
             # backend in its place.

@@ -1,19 +1,17 @@
 """SearchImageSets: EQUAL and BETWEEN filters on the documented attributes, and sort.
 
-A mixin of :class:`~.backend.Backend`. Deleted image sets are never found. Timestamps
-arrive as epoch seconds (botocore's rest-json form); DICOMStudyDateAndTime compares as
-the text ``YYYYMMDD`` + ``HHMMSS.ffffff``, which orders correctly as a string.
+Deleted image sets are never found. Timestamps arrive as epoch seconds (botocore's
+rest-json form); DICOMStudyDateAndTime compares as the text ``YYYYMMDD`` +
+``HHMMSS.ffffff``, which orders correctly as a string.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .apierrors import ValidationException
-from .models import ImageSet
-
-if TYPE_CHECKING:
-    from .backend import Backend
+from ..apierrors import ValidationException
+from ..models import ImageSet
+from .datastores import DatastoreRules
 
 #: search attribute → DICOMTags key of the summary (None: a property of the image set)
 _TEXT_KEYS = {
@@ -73,7 +71,7 @@ def _value(attribute: str, raw: Any, bound: str = "eq") -> Any:
 def _predicate(flt: dict[str, Any]) -> tuple[str, Any]:
     """``(attribute, test)`` for one filter, validated as the service documents."""
     operator, values = flt.get("operator"), flt.get("values") or []
-    attrs = set()
+    attrs: set[str] = set()
     for item in values:
         if not isinstance(item, dict) or len(item) != 1:
             raise ValidationException("each filter value must name exactly one attribute")
@@ -100,10 +98,10 @@ def _predicate(flt: dict[str, Any]) -> tuple[str, Any]:
     raise ValidationException(f"operator must be EQUAL or BETWEEN, got {operator!r}")
 
 
-class SearchRules:
-    """SearchImageSets of :class:`~.backend.Backend`."""
+class SearchRules(DatastoreRules):
+    """SearchImageSets over the image sets of a data store."""
 
-    def search_image_sets(self: Backend, datastore_id: str,
+    def search_image_sets(self, datastore_id: str,
                           criteria: dict[str, Any] | None) -> list[dict[str, Any]]:
         """Every matching image set summary, sorted (pagination is the caller's)."""
         criteria = criteria or {}

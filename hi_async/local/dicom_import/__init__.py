@@ -1,0 +1,7 @@
+"""StartDICOMImportJob for real: DICOM P10 files in S3 become image sets.
+
+``importer`` runs a job (S3 in, S3 out); each file is converted in a worker process by
+``convert`` (attributes by ``dicom_attrs``, frames by ``transcode``, non-conformances by
+``import_warnings``) into the records (:mod:`hi_async.local.healthimaging.records`) the
+backend merges into image sets.
+"""
