@@ -7,7 +7,8 @@
     summary = hi_async.download(datastore_id, image_set_ids=[...], out_dir="out")
 
 A ``Downloader`` holds one HealthImaging client (its connection pool sized to the
-fetchers), one decode pool and one retry state, and can run several downloads.
+fetchers), one decode pool, one retry state and, once a download needs them, its worker
+processes (``Settings.workers``); it can run several downloads at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import anyio
+import anyio.abc
 
 from .aws.healthimaging import HealthImaging
 from .aws.retry import AimdLimiter, Retrier
@@ -26,11 +28,12 @@ from .decodepool import DecodePool
 from .errors import FrameFailed, HiAsyncError, UsageError, first_error
 from .image_sets import select
 from .journal import write_summary
-from .model import Frame, FrameResult, FrameStatus, ImageSetRef, Summary
+from .model import Frame, FrameRef, FrameResult, FrameStatus, ImageSetRef, Summary
 from .paths import prepare_out_dir
 from .pipeline import run_pipeline
 from .settings import Settings
-from .stages.context import ProgressListener, RunContext
+from .stages.context import FrameWork, ProgressListener, RunContext
+from .workers.pool import WorkerPool
 
 Want = Literal["pixels", "path"]
 T = TypeVar("T")
@@ -53,6 +56,8 @@ class Downloader:
         self._hi: HealthImaging | None = None
         self._pool: DecodePool | None = None
         self._tg: Any = None
+        self._workers: WorkerPool | None = None
+        self._workers_lock = anyio.Lock()
 
     @property
     def retrier(self) -> Retrier:
@@ -94,11 +99,40 @@ class Downloader:
         return select(hi, datastore_id, image_set_ids=image_set_ids,
                       import_job_id=import_job_id, all_image_sets=all_image_sets, label=label)
 
-    def _context(self, out_dir: Path | None, **kw: Any) -> RunContext:
+    def _context(self, out_dir: Path | None, *, want_pixels: bool = False,
+                 **kw: Any) -> RunContext:
         hi, pool = self._open()
         fmt = self.settings.output_format if out_dir is not None else "none"
-        return RunContext(settings=self.settings, hi=hi, pool=pool, out_dir=out_dir, fmt=fmt,
-                          **kw)
+
+        async def get_frame(ref: FrameRef) -> tuple[bytes, str | None]:
+            return await hi.get_frame(ref.datastore_id, ref.image_set_id, ref.image_frame_id)
+
+        work = FrameWork(settings=self.settings, get_frame=get_frame,
+                         count_retry=self.retrier.count_retry, pool=pool, out_dir=out_dir,
+                         fmt=fmt, want_pixels=want_pixels)
+        return RunContext(work=work, hi=hi, **kw)
+
+    async def _worker_pool(self) -> WorkerPool | None:
+        """The worker processes (started on first use), or None to work in this process."""
+        n = self.settings.worker_processes
+        if not n:
+            return None
+        async with self._workers_lock:
+            if self._workers is None:
+                mi = await self._aws.client("mi")
+                self._workers = await self._tg.start(self._hold_workers,
+                                                     mi.meta.endpoint_url, n)
+        return self._workers
+
+    async def _hold_workers(self, endpoint_url: str, n: int, *,
+                            task_status: anyio.abc.TaskStatus[WorkerPool]) -> None:
+        """Own the worker pool for the Downloader's lifetime (its task group's task)."""
+        s = self.settings
+        async with WorkerPool(s, endpoint_url, workers=n, lanes=max(4, s.fetchers // n),
+                              decoders=max(1, s.decoders // n),
+                              retrier=self.retrier) as workers:
+            task_status.started(workers)
+            await anyio.sleep_forever()
 
     async def run(self, source: AsyncIterable[ImageSetRef], *, out_dir: str | Path | None = None,
                   progress: ProgressListener | None = None) -> Summary:
@@ -113,7 +147,8 @@ class Downloader:
         target = Path(out_dir) if out_dir is not None else self.settings.out_dir
         if target is not None:
             target = prepare_out_dir(Path(target))
-        summary = await run_pipeline(self._context(target, progress=progress), source)
+        summary = await run_pipeline(self._context(target, progress=progress), source,
+                                     pool=await self._worker_pool())
         if target is not None:
             write_summary(target, summary.to_json())
         return summary

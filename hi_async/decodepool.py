@@ -16,12 +16,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import anyio
 
+from .decodethreads import DecodeThreads
 from .errors import DecodePoolBroken
 from .model import EncodedFrame, FrameRef
 from .verify import Check, Outcome, verify_frame
@@ -136,11 +137,12 @@ class DecodePool:
         self._started = False
         self._alone: Executor | None = None
         self._alone_lock = anyio.Lock()
+        self._threads: DecodeThreads | None = None
         if kind == "process":
             self._executor = self._processes(workers)
         else:
             _quiet_codec_noise()
-            self._executor = ThreadPoolExecutor(workers, thread_name_prefix="hi_async-decode")
+            self._threads = DecodeThreads(workers)
 
     @staticmethod
     def _processes(workers: int) -> ProcessPoolExecutor:
@@ -155,8 +157,8 @@ class DecodePool:
                   want_pixels: bool = False) -> Outcome:
         work = functools.partial(self._work, frame, path=path, fmt=fmt,
                                  want_pixels=want_pixels)
-        if self.kind != "process":
-            return await asyncio.wrap_future(self._executor.submit(work))
+        if self._threads is not None:
+            return await self._threads.run(work)
         generation = self._generation
         try:
             outcome = await asyncio.wrap_future(self._executor.submit(work))
@@ -204,6 +206,9 @@ class DecodePool:
                     tg.start_soon(functools.partial(self.run, _PROBE, path=None, fmt="none"))
 
     async def aclose(self) -> None:
+        if self._threads is not None:
+            await anyio.to_thread.run_sync(self._threads.shutdown, abandon_on_cancel=True)
+            return
         executors = [e for e in (self._executor, self._alone) if e is not None]
 
         def shut_down() -> None:
@@ -218,6 +223,9 @@ class DecodePool:
         Blocking here (a few ms) is deliberate: leaving the pool to an atexit hook after
         an interrupt makes it write to a closed pipe, and leaves workers behind.
         """
+        if self._threads is not None:
+            self._threads.shutdown(wait=True, drop_queued=True)
+            return
         for executor in (self._executor, self._alone):
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)

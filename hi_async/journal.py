@@ -1,15 +1,18 @@
 """index.jsonl: the journal of frames safely on disk, and resuming from it.
 
-A frame's line is appended right after its file was renamed into place, so after a
-crash at any moment the index lists exactly the frames that are on disk. A torn last
-line (the crash hit mid-append) is cut off on resume, and leftover ``*.tmp`` files are
-removed. A rerun skips frames whose latest line says ``verified`` and whose file is
-still there.
+A frame's line is appended only once its file is stable on disk (see
+:mod:`hi_async.durability`), so after a crash at any moment the index lists only frames
+whose files are whole. A torn last line (the crash hit mid-append) is cut off on resume,
+and leftover ``*.tmp`` files are removed. A rerun skips frames whose latest line says
+``verified`` and whose file is still there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -26,29 +29,51 @@ INDEX = "index.jsonl"
 SUMMARY = "summary.json"
 
 
-def _entry(result: FrameResult, out_dir: Path) -> dict[str, Any]:
+def _json(value: str | int | None) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    return _quote(value)
+
+
+#: JSON's string encoder (C-accelerated): every string field goes through it.
+_quote = json.encoder.encode_basestring_ascii
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_name(dtype: str) -> str:
+    return np.dtype(dtype).name
+
+
+def _relative(path: Path, out_dir: Path) -> str:
+    """``path`` relative to ``out_dir`` (a frame's path is built under it), POSIX style."""
+    text, root = str(path), str(out_dir)
+    if text.startswith(root + os.sep):
+        return text[len(root) + 1:].replace(os.sep, "/")
+    return Path(os.path.relpath(path, out_dir)).as_posix()
+
+
+def entry_line(result: FrameResult, out_dir: Path) -> str:
+    """The frame's index.jsonl line (with its newline), the fields in contract order.
+
+    Formatted directly rather than through ``json.dumps`` of a dict: the journal writes
+    one line per frame, thousands a second.
+    """
     ref = result.ref
-    path = None
-    if result.path is not None:
-        path = Path(os.path.relpath(result.path, out_dir)).as_posix()
-    return {
-        "imageSetId": ref.image_set_id,
-        "imageFrameId": ref.image_frame_id,
-        "studyInstanceUid": ref.study_instance_uid,
-        "seriesInstanceUid": ref.series_instance_uid,
-        "sopInstanceUid": ref.sop_instance_uid,
-        "frameNumber": ref.frame_number,
-        "rows": ref.rows,
-        "columns": ref.columns,
-        "samplesPerPixel": ref.samples_per_pixel,
-        "dtype": np.dtype(ref.dtype).name,
-        "contentType": result.content_type,
-        "path": path,
-        "expectedCrc32": ref.expected_crc32,
-        "actualCrc32": result.actual_crc32,
-        "status": result.status,
-        "error": result.error,
-    }
+    path = _relative(result.path, out_dir) if result.path is not None else None
+    return (
+        f'{{"imageSetId":{_quote(ref.image_set_id)},"imageFrameId":{_quote(ref.image_frame_id)}'
+        f',"studyInstanceUid":{_quote(ref.study_instance_uid)}'
+        f',"seriesInstanceUid":{_quote(ref.series_instance_uid)}'
+        f',"sopInstanceUid":{_quote(ref.sop_instance_uid)},"frameNumber":{ref.frame_number}'
+        f',"rows":{ref.rows},"columns":{ref.columns}'
+        f',"samplesPerPixel":{ref.samples_per_pixel},"dtype":{_quote(_dtype_name(ref.dtype))}'
+        f',"contentType":{_json(result.content_type)},"path":{_json(path)}'
+        f',"expectedCrc32":{_json(ref.expected_crc32)}'
+        f',"actualCrc32":{_json(result.actual_crc32)},"status":{_quote(str(result.status))}'
+        f',"error":{_json(result.error)}}}\n'
+    )
 
 
 def remove_leftover_tmp(out_dir: Path) -> int:
@@ -122,8 +147,34 @@ def read_verified(out_dir: Path, fmt: str | None = None) -> dict[tuple[str, str]
             if r is not None and (r.path is None or (out_dir / r.path).is_file())}
 
 
+#: Disk space kept ahead of the journal's end (about 700 lines).
+RESERVE = 1 << 18
+
+_FALLOC_FL_KEEP_SIZE = 1
+
+
+def _load_fallocate() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        fallocate = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fallocate.restype = ctypes.c_int
+    return fallocate
+
+
+_FALLOCATE = _load_fallocate()
+
+
 class Journal:
-    """Appends one line per frame to DIR/index.jsonl (opened for the run's lifetime)."""
+    """Appends one line per frame to DIR/index.jsonl (opened for the run's lifetime).
+
+    Lines are appended after their frames' files are stable, so a disk that fills up
+    would fill up before the lines of the frames already on it are written. So the
+    journal keeps :data:`RESERVE` bytes of disk allocated beyond its end (where the file
+    system can: ``fallocate`` with ``KEEP_SIZE``), and those lines always fit.
+    """
 
     def __init__(self, out_dir: Path, *, resume: bool) -> None:
         self.out_dir = out_dir
@@ -132,26 +183,46 @@ class Journal:
             self._fh = open(out_dir / INDEX, "ab" if resume else "wb")  # noqa: SIM115
         except OSError as exc:
             raise OutputError(f"cannot write {out_dir / INDEX}: {exc.strerror or exc}") from None
+        self._reserved_to = 0
+        self._reserve()
+
+    def _reserve(self) -> None:
+        """Keep RESERVE bytes allocated past the end (best effort: a full disk, or a file
+        system without fallocate, simply gets no reserve)."""
+        assert self._fh is not None
+        end = self._fh.tell()
+        if _FALLOCATE is None or self._reserved_to - end >= RESERVE // 2:
+            return
+        if _FALLOCATE(self._fh.fileno(), _FALLOC_FL_KEEP_SIZE, end, RESERVE) == 0:
+            self._reserved_to = end + RESERVE
 
     def append_many(self, results: Sequence[FrameResult]) -> None:
-        """Several frames' lines in one write, handed to the OS before returning.
-
-        Every frame passed in is already in place on disk, so batching the lines that were
-        waiting anyway keeps the journal exact while saving a system call per frame.
+        """Several frames' lines in one write, handed to the OS before returning (not yet
+        stable: :meth:`sync` makes them so). Every frame passed in must be stable already.
         """
         assert self._fh is not None
         if not results:
             return
-        lines = "".join(
-            json.dumps(_entry(result, self.out_dir), separators=(",", ":")) + "\n"
-            for result in results
-        )
+        lines = "".join(entry_line(result, self.out_dir) for result in results)
         try:
             self._fh.write(lines.encode())
             self._fh.flush()
+            self._reserve()
         except OSError as exc:
             raise OutputError(
                 f"cannot append to {self.out_dir / INDEX}: {exc.strerror or exc}",
+                hint="free some disk space and run again; verified frames are kept",
+            ) from None
+
+    def sync(self) -> None:
+        """Make every line appended so far stable (fdatasync)."""
+        assert self._fh is not None
+        try:
+            self._fh.flush()
+            os.fdatasync(self._fh.fileno())
+        except OSError as exc:
+            raise OutputError(
+                f"cannot sync {self.out_dir / INDEX}: {exc.strerror or exc}",
                 hint="free some disk space and run again; verified frames are kept",
             ) from None
 
@@ -161,6 +232,8 @@ class Journal:
         fh, self._fh = self._fh, None
         try:
             fh.flush()
+            if self._reserved_to:
+                os.ftruncate(fh.fileno(), fh.tell())  # hand the unused reserve back
             os.fsync(fh.fileno())
         except OSError:
             pass  # a full disk: the lines that made it are the journal; resume cuts a torn one

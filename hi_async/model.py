@@ -159,6 +159,8 @@ class Summary:
     seconds: float
     by_label: dict[str, Counts] = field(default_factory=dict)
     failures: tuple[FrameResult, ...] = ()
+    #: Frames verified by each worker process (by process ID); empty when run in-process.
+    workers: dict[str, int] = field(default_factory=dict)
     #: Where the time went: per-stage busy seconds (summed over a stage's tasks) and the
     #: mean fill of each hand-off queue (0..1). A full queue names its consumer as the
     #: bottleneck.
@@ -186,6 +188,8 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "framesPerSecond": round(self.frames_per_second, 1),
         }
+        if self.workers:
+            doc["workers"] = dict(sorted(self.workers.items()))
         if self.stages:
             doc["stages"] = {
                 part: {k: round(v, 4) for k, v in values.items()}

@@ -1,26 +1,34 @@
 """Wires the stages with bounded anyio streams in one task group.
 
-    image sets -> [metadata x M] -> frames -> [fetch x N] -> encoded
-               -> [decode x D*8] -> results -> [sink]
+    image sets -> [metadata x M] -> frames -> [frames: lanes] ------------> results -> [sink]
+                                           -> [dispatch -> worker processes] ->
 
-Every hand-off is a bounded stream, so a slow stage slows the ones before it and memory
-does not grow with the study. The first fatal error (bad credentials, a full disk, ...)
-cancels every task; errors that concern one frame become a ``failed`` result instead.
+Frames are fetched, verified and written in this process (lanes) or, with a worker pool,
+in worker processes that each run lanes of their own. Every hand-off is bounded, so a
+slow stage slows the ones before it and memory does not grow with the study. The first
+fatal error (bad credentials, a full disk, ...) cancels every task; errors that concern
+one frame become a ``failed`` result instead. Results are journaled by group commit
+(:mod:`hi_async.durability`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterable
 
 import anyio
 from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .durability import Committer
 from .errors import first_error
 from .journal import Journal, read_verified, remove_leftover_tmp
-from .model import EncodedFrame, FrameRef, FrameResult, ImageSetRef, Summary
-from .stages import decode, fetch, metadata, sink
+from .model import FrameRef, FrameResult, ImageSetRef, Summary
+from .stages import frames, metadata, sink
 from .stages.context import RunContext
+from .workers import dispatch
+from .workers.pool import WorkerPool
 
 
 async def _feed(source: AsyncIterable[ImageSetRef], send: ObjectSendStream[ImageSetRef]) -> None:
@@ -29,47 +37,59 @@ async def _feed(source: AsyncIterable[ImageSetRef], send: ObjectSendStream[Image
             await send.send(ref)
 
 
-async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef]) -> Summary:
-    """Download every frame of the image sets ``source`` yields; the run's Summary."""
+async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
+                       pool: WorkerPool | None = None) -> Summary:
+    """Download every frame of the image sets ``source`` yields; the run's Summary.
+
+    With ``pool``, frames are done by its worker processes; otherwise in this process.
+    """
     started = time.perf_counter()
     retrier = ctx.hi.aws.retrier
     retries_before = retrier.retries
     s = ctx.settings
-    if ctx.out_dir is not None:
-        resume = s.resume and not ctx.want_pixels
+    work = ctx.work
+    journal = None
+    if work.out_dir is not None:
+        resume = s.resume and not work.want_pixels
         if resume:
-            remove_leftover_tmp(ctx.out_dir)
-            ctx.resumable = read_verified(ctx.out_dir, ctx.fmt)
-        ctx.journal = Journal(ctx.out_dir, resume=resume)
+            remove_leftover_tmp(work.out_dir)
+            ctx.resumable = read_verified(work.out_dir, work.fmt)
+        journal = Journal(work.out_dir, resume=resume)
+        ctx.committer = Committer(journal)
     sets_tx, sets_rx = anyio.create_memory_object_stream[ImageSetRef](s.metadata_fetchers)
     frames_tx, frames_rx = anyio.create_memory_object_stream[FrameRef](s.queue_size)
-    enc_tx, enc_rx = anyio.create_memory_object_stream[EncodedFrame](
-        max(s.decoders * 2, min(s.queue_size, s.fetchers)))
     # With pixels attached a result can weigh tens of MB: keep only a few waiting.
-    res_tx, res_rx = anyio.create_memory_object_stream[FrameResult](
-        s.decoders * 2 if ctx.want_pixels else s.queue_size)
-    queues = {"frames": frames_rx, "encoded": enc_rx, "results": res_rx}
+    res_tx, res_rx = anyio.create_memory_object_stream[list[FrameResult]](
+        s.decoders * 2 if work.want_pixels else s.queue_size)
+    queues = {"frames": frames_rx, "results": res_rx}
     try:
         async with anyio.create_task_group() as tg:
-            # Worker processes start while the metadata is fetched, not on the first
-            # frame (a no-op for threads and for a pool that is already running).
-            tg.start_soon(ctx.pool.warm_up)
+            # Decode processes start while the metadata is fetched, not on the first frame
+            # (a no-op for threads and for a pool that is already running).
+            tg.start_soon(work.pool.warm_up)
             tg.start_soon(_feed, source, sets_tx)
             for _ in range(s.metadata_fetchers):
                 tg.start_soon(metadata.run, sets_rx.clone(), frames_tx.clone(), res_tx.clone(),
                               ctx)
-            for _ in range(s.fetchers):
-                tg.start_soon(fetch.run, frames_rx.clone(), enc_tx.clone(), res_tx.clone(), ctx)
-            for _ in range(s.decoders * decode.TASKS_PER_DECODER):
-                tg.start_soon(decode.run, enc_rx.clone(), res_tx.clone(), ctx)
+            if pool is not None:
+                tg.start_soon(lambda: dispatch.run(frames_rx.clone(), res_tx.clone(), ctx, pool,
+                                                   shard_frames=pool.lanes))
+            else:
+                tg.start_soon(_in_process, frames_rx.clone(), res_tx.clone(), ctx)
             tg.start_soon(lambda: sink.run(res_rx, ctx, queues=queues))
-            for end in (sets_rx, frames_tx, frames_rx, enc_tx, enc_rx, res_tx):
+            if ctx.committer is not None:
+                tg.start_soon(ctx.committer.run)
+            for end in (sets_rx, frames_tx, frames_rx, res_tx):
                 end.close()
     except BaseExceptionGroup as group:
         raise first_error(group) from None
     finally:
-        if ctx.journal is not None:
-            ctx.journal.close()
+        if ctx.committer is not None:
+            # Frames already on disk are journaled even when the run stops early.
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await ctx.committer.commit()
+        if journal is not None:
+            journal.close()
     tally = ctx.tally
     return Summary(
         frames=tally.counts.frames, verified=tally.counts.verified,
@@ -77,5 +97,23 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef]) -> S
         resumed=tally.counts.resumed, retries=retrier.retries - retries_before,
         bytes=tally.counts.bytes, seconds=time.perf_counter() - started,
         by_label=dict(tally.by_label), failures=tuple(tally.failures),
+        workers=dict(tally.by_worker),
         stages={"busySeconds": dict(ctx.stats.busy), "queueFill": ctx.stats.queue_fill()},
     )
+
+
+async def _in_process(frames_rx: MemoryObjectReceiveStream[FrameRef],
+                      res_tx: MemoryObjectSendStream[list[FrameResult]],
+                      ctx: RunContext) -> None:
+    """The frame stage's lanes in this process, fed by the frames stream."""
+    async def next_frame() -> FrameRef | None:
+        try:
+            return await frames_rx.receive()
+        except anyio.EndOfStream:
+            return None
+
+    async def emit(result: FrameResult) -> None:
+        await res_tx.send([result])
+
+    async with frames_rx, res_tx:
+        await frames.run(ctx.work, next_frame, emit, lanes=ctx.settings.fetchers)

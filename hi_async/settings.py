@@ -34,8 +34,16 @@ def configured_endpoint_url(service: str) -> str | None:
     return os.environ.get(own) or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), else the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _default_decoders() -> int:
-    return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +60,14 @@ class Settings:
     session_token: str | None = field(default=None, repr=False)
 
     # Concurrency.
+    #: Worker processes that fetch, decode, verify and write frames, each with its own
+    #: event loop, connections and decode threads. None: the usable cores (all in this
+    #: process with the process decode pool or the SDK frame client). 1: all in this
+    #: process.
+    workers: int | None = None
+    #: Requests in flight at most, over all workers.
     fetchers: int = 64
+    #: Decode threads (shared out among the workers), or processes with ``pool="process"``.
     decoders: int = field(default_factory=_default_decoders)
     #: Decode workers are threads by default: OpenJPH and the CRC release the GIL, and no
     #: compressed frame is pickled to another process (benchmarks/NOTES.md compares them).
@@ -86,6 +101,14 @@ class Settings:
     #: Run the event loop on uvloop when it is installed (benchmarks compare both).
     uvloop: bool = True
 
+    @property
+    def worker_processes(self) -> int:
+        """Worker processes to start: 0 when frames are done in this process."""
+        if self.pool == "process" or self.frame_client == "sdk":
+            return 0  # both are ways of running in this process
+        n = self.workers if self.workers is not None else usable_cores()
+        return n if n > 1 else 0
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
@@ -95,6 +118,9 @@ class Settings:
 
         if self.fetchers < 1:
             raise UsageError(f"fetchers must be at least 1, got {self.fetchers}")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"workers must be at least 1, got {self.workers}",
+                             hint="1 runs everything in this process")
         if self.decoders < 1:
             raise UsageError(f"decoders must be at least 1, got {self.decoders}")
         if self.queue_size < 1:
@@ -120,7 +146,7 @@ class Settings:
         """Defaults, then ``HI_ASYNC_*`` environment variables, then ``overrides``."""
         env: dict[str, Any] = {}
         ints = {"FETCHERS": "fetchers", "DECODERS": "decoders", "QUEUE_SIZE": "queue_size",
-                "MAX_ATTEMPTS": "max_attempts"}
+                "MAX_ATTEMPTS": "max_attempts", "WORKERS": "workers"}
         for var, name in ints.items():
             value = os.environ.get(f"HI_ASYNC_{var}")
             if value:

@@ -154,5 +154,5 @@ class LeanFrames:
         answer = await self._http.post(path, headers, body)
         if answer.status != 200:
             raise ApiError.from_answer(answer.status, answer.headers, answer.body)
-        return (identity_body(answer.body, answer.headers.get("content-encoding")),
-                answer.headers.get("content-type"))
+        return (identity_body(answer.body, answer.header("content-encoding")),
+                answer.header("content-type"))

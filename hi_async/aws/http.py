@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .errors import Unreachable
@@ -35,12 +34,40 @@ class ProtocolError(ConnectionError):
     """An answer that is not well-formed HTTP/1.1: the connection cannot be trusted."""
 
 
-@dataclass(frozen=True, slots=True)
 class Response:
-    status: int
-    #: Header names in lower case; a repeated header keeps its last value.
-    headers: dict[str, str]
-    body: bytes
+    """One answer: its status, its header block and its body.
+
+    Headers are looked up in the raw block when asked for (a frame's answer needs two of
+    them), and parsed into a dict only for :attr:`headers`.
+    """
+
+    __slots__ = ("_head", "_lower", "body", "status")
+
+    def __init__(self, status: int, head: bytes, body: bytes) -> None:
+        self.status = status
+        self.body = body
+        self._head = head
+        self._lower = head.lower()
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (any case), or None; the first if repeated."""
+        key = b"\r\n" + name.lower().encode("latin-1") + b":"
+        start = self._lower.find(key)
+        if start < 0:
+            return None
+        start += len(key)
+        end = self._lower.find(b"\r\n", start)
+        value = self._head[start:end if end >= 0 else len(self._head)]
+        return value.strip().decode("latin-1")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Every header, names in lower case (a repeated header keeps its last value)."""
+        out: dict[str, str] = {}
+        for line in self._head.split(_CRLF)[1:]:
+            name, _, value = line.partition(b":")
+            out[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+        return out
 
 
 class _Connection(asyncio.Protocol):
@@ -61,7 +88,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset_answer(self) -> None:
         self._status = 0
-        self._headers: dict[str, str] = {}
+        self._head = b""
         self._length: int | None = None  # body bytes still expected (Content-Length)
         self._chunked = False
         self._until_close = False
@@ -188,31 +215,24 @@ class _Connection(asyncio.Protocol):
                 return False
             head = bytes(self._buffer[:end])
             del self._buffer[:end + 4]
-            lines = head.split(_CRLF)
-            parts = lines[0].split(b" ", 2)
+            line_end = head.find(_CRLF)
+            parts = head[:line_end if line_end >= 0 else len(head)].split(b" ", 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-                raise ProtocolError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
+                raise ProtocolError(f"not an HTTP/1.1 status line: {head[:80]!r}")
             status = int(parts[1])
             if 100 <= status < 200:
                 continue  # an interim answer (100 Continue): the real one follows
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(b":")
-                if not sep:
-                    raise ProtocolError(f"malformed header line {line[:80]!r}")
-                headers[name.strip().lower().decode("latin-1")] = value.strip().decode(
-                    "latin-1")
-            self._status, self._headers, self._in_body = status, headers, True
+            self._status, self._head, self._in_body = status, head, True
             break
-        connection = self._headers.get("connection", "").lower()
-        if "close" in connection:
+        answer = Response(status, head, b"")
+        if "close" in (answer.header("connection") or "").lower():
             self.reusable = False
-        encoding = self._headers.get("transfer-encoding", "").lower()
+        encoding = (answer.header("transfer-encoding") or "").lower()
         if encoding:
             if encoding.rsplit(",", 1)[-1].strip() != "chunked":
                 raise ProtocolError(f"unsupported Transfer-Encoding {encoding!r}")
             self._chunked = True
-        elif (length := self._headers.get("content-length")) is not None:
+        elif (length := answer.header("content-length")) is not None:
             if not length.isdigit():
                 raise ProtocolError(f"bad Content-Length {length!r}")
             self._length = int(length)
@@ -268,7 +288,7 @@ class _Connection(asyncio.Protocol):
         self._stop_timer()
         waiter = self._waiter
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        response = Response(self._status, self._headers, body)
+        response = Response(self._status, self._head, body)
         self._in_body = False
         if self._buffer:
             self.reusable = False  # more bytes than the answer: out of step

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import anyio
@@ -113,6 +113,13 @@ class Retrier:
         """One request sent again because of ``cause`` (see :attr:`by_kind`)."""
         self.retries += 1
         self.by_kind[cause] += 1
+
+    def absorb(self, by_kind: Mapping[str, int], throttled: int) -> None:
+        """Requests another process (a worker) sent again for this run, and its 429s."""
+        for cause, n in by_kind.items():
+            self.retries += n
+            self.by_kind[cause] += n
+        self.throttled += throttled
 
     def backoff(self, attempt: int) -> float:
         s = self.settings

@@ -26,14 +26,20 @@ class SendRate:
     service's rate in a few requests rather than a few cooldown periods. That makes the
     number of 429s a run draws depend on the requests it sends, not on how busy the
     machine is. A 429 whose send epoch is unknown falls back to a time cooldown.
+
+    Several processes share one rate (the account's quota is one budget): each sends at
+    its share, a process that cuts tells the others through ``on_cut`` (epoch, what it
+    was sending), and whoever coordinates them hands every one its new share with
+    :meth:`impose`. See :class:`RateShare`.
     """
 
     MIN_RATE = 1.0
     MAX_RATE = 100_000.0
 
     def __init__(self, *, cooldown: float = 0.1, clock: Callable[[], float] = time.monotonic,
-                 ) -> None:
+                 on_cut: Callable[[int, float], None] | None = None) -> None:
         self.lowest: float | None = None
+        self._on_cut = on_cut
         self._clock = clock
         self._cooldown = cooldown
         self._cut_rate: float | None = None
@@ -87,6 +93,28 @@ class SendRate:
         partial = self._window_sent / max(elapsed, 0.05)
         return max(self._measured, partial)
 
+    @property
+    def sending(self) -> float:
+        """Requests per second sent lately."""
+        return self._sending(self._clock())
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def impose(self, rate: float, epoch: int) -> None:
+        """Cap the rate at ``rate`` from now, as decided for ``epoch`` by whoever shares
+        the rate among processes; an older decision than the one in force is ignored."""
+        if epoch < self._epoch:
+            return
+        now = self._clock()
+        self._cut_rate = max(self.MIN_RATE, rate)
+        self._last_cut = now
+        self._epoch = epoch
+        self._tokens, self._filled = 0.0, now
+        self.lowest = self._cut_rate if self.lowest is None else min(self.lowest,
+                                                                     self._cut_rate)
+
     def on_throttle(self, sent_epoch: int | None = None) -> None:
         """A request sent in epoch ``sent_epoch`` (from :meth:`acquire`) was refused."""
         now = self._clock()
@@ -104,3 +132,43 @@ class SendRate:
         self._tokens, self._filled = 0.0, now
         self.lowest = self._cut_rate if self.lowest is None else min(self.lowest,
                                                                      self._cut_rate)
+        if self._on_cut is not None:
+            self._on_cut(sent_epoch if sent_epoch is not None else self._epoch - 1, sending)
+
+
+class RateShare:
+    """One send rate for several processes (the account's GetImageFrame quota is one
+    budget): the coordinator of the worker processes keeps one of these.
+
+    Each member sends at its share. A member that meets a 429 cuts its own rate at once
+    and reports (epoch, its sending rate); the first report of an epoch cuts the shared
+    rate to half of what all members were sending together, starts the next epoch, and
+    gives every member its share of it (:meth:`throttled` returns it). Later reports of
+    the same epoch say nothing new. Members report what they send with their results.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.lowest: float | None = None
+        self._sending: dict[int, float] = {}
+
+    def join(self, member: int) -> None:
+        self._sending[member] = 0.0
+
+    def leave(self, member: int) -> None:
+        self._sending.pop(member, None)
+
+    def report(self, member: int, sending: float) -> None:
+        if member in self._sending:
+            self._sending[member] = sending
+
+    def throttled(self, member: int, epoch: int, sending: float) -> float | None:
+        """A member cut after a 429 in ``epoch``: each member's new share, or None."""
+        self.report(member, sending)
+        if epoch < self.epoch or not self._sending:
+            return None
+        total = sum(self._sending.values()) or sending or SendRate.MIN_RATE
+        self.epoch = epoch + 1
+        cut = max(SendRate.MIN_RATE, 0.5 * total)
+        self.lowest = cut if self.lowest is None else min(self.lowest, cut)
+        return cut / len(self._sending)

@@ -4,7 +4,8 @@ botocore's ``SigV4Auth.add_auth`` rebuilds everything per request (URL parsing, 
 normalisation, the four-HMAC signing key), a large share of the event loop's time in a
 frame download. This signer computes the same signature (same canonical request,
 same string to sign; a test checks it against botocore's signer byte for byte) with the
-signing key cached per day and the fixed parts of the canonical request prepared once.
+signing key cached per day, the timestamp per second and the canonical path per path
+(one per image set), so that a request costs two SHA-256 digests and one HMAC.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class JsonPostSigner:
         self._region = region
         self._key = b""
         self._key_for: tuple[str, str] = ("", "")
+        self._second = -1
+        self._stamp = ""
+        self._paths: dict[str, str] = {}
 
     def _signing_key(self, secret: str, day: str) -> bytes:
         if self._key_for != (secret, day):
@@ -61,25 +65,31 @@ class JsonPostSigner:
 
         ``path`` is the request path as sent (already percent-encoded where needed).
         """
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        second = int(time.time() if now is None else now)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y%m%dT%H%M%SZ",
+                                                              time.gmtime(second))
+        stamp = self._stamp
         day = stamp[:8]
-        # botocore (non-S3) quotes the already-encoded path once more, keeping '/' and '~'.
-        canonical_path = quote(path, safe="/~")
-        names = ["content-type", "host", "x-amz-date"]
-        values = [_CONTENT_TYPE, self._host, stamp]
+        canonical_path = self._paths.get(path)
+        if canonical_path is None:
+            if len(self._paths) > 4096:
+                self._paths.clear()
+            # botocore (non-S3) quotes the already-encoded path once more, keeping '/', '~'.
+            canonical_path = self._paths[path] = quote(path, safe="/~")
         if token:
-            names.append("x-amz-security-token")
-            values.append(token)
-        signed = ";".join(names)
-        canonical_headers = "".join(f"{n}:{v}\n" for n, v in zip(names, values, strict=True))
-        canonical_request = "\n".join((
-            "POST", canonical_path, "", canonical_headers, signed,
-            hashlib.sha256(body).hexdigest(),
-        ))
+            signed = "content-type;host;x-amz-date;x-amz-security-token"
+            canonical_headers = (f"content-type:{_CONTENT_TYPE}\nhost:{self._host}\n"
+                                 f"x-amz-date:{stamp}\nx-amz-security-token:{token}\n")
+        else:
+            signed = "content-type;host;x-amz-date"
+            canonical_headers = (f"content-type:{_CONTENT_TYPE}\nhost:{self._host}\n"
+                                 f"x-amz-date:{stamp}\n")
+        canonical_request = (f"POST\n{canonical_path}\n\n{canonical_headers}\n{signed}\n"
+                             f"{hashlib.sha256(body).hexdigest()}")
         scope = f"{day}/{self._region}/{self._service}/aws4_request"
-        string_to_sign = "\n".join((
-            _ALGORITHM, stamp, scope, hashlib.sha256(canonical_request.encode()).hexdigest(),
-        ))
+        string_to_sign = (f"{_ALGORITHM}\n{stamp}\n{scope}\n"
+                          f"{hashlib.sha256(canonical_request.encode()).hexdigest()}")
         signature = hmac.new(self._signing_key(secret_key, day), string_to_sign.encode(),
                              hashlib.sha256).hexdigest()
         out = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hi_async.stages.decode import TASKS_PER_DECODER
+from hi_async.stages.frames import TASKS_PER_DECODER
 
 FULL = 0.5
 

@@ -23,13 +23,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--all", action="store_true", help="every image set of the data store")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "none"])
-    p.add_argument("--fetchers", type=int, default=None, help="concurrent GetImageFrame calls")
-    p.add_argument("--decoders", type=int, default=None, help="decode workers (default: cores)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes (default: the usable cores; 1: all in this process)")
+    p.add_argument("--fetchers", type=int, default=None,
+                   help="concurrent GetImageFrame calls, over all workers")
+    p.add_argument("--decoders", type=int, default=None,
+                   help="decode threads, over all workers (default: cores)")
     p.add_argument("--pool", choices=["process", "thread"], default=None)
     p.add_argument("--endpoint-url", default=None)
     p.add_argument("--region", default=None)
     p.add_argument("--profile", default=None)
     p.add_argument("--no-resume", action="store_true", help="download verified frames again")
+    p.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
+                   help="where stderr is no terminal, a progress line this often "
+                   "(default 5; 0: none)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.set_defaults(handler=_download)
 
@@ -44,7 +51,7 @@ def _download(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(
         endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
-        fetchers=args.fetchers, decoders=args.decoders, pool=args.pool,
+        workers=args.workers, fetchers=args.fetchers, decoders=args.decoders, pool=args.pool,
         output_format=args.format, resume=not args.no_resume,
     )
     out = Path(args.out)
@@ -52,7 +59,7 @@ def _download(args: argparse.Namespace) -> int:
     prepare_out_dir(out)
 
     async def main() -> Summary:
-        with Progress(enabled=not args.quiet) as progress:
+        with Progress(enabled=not args.quiet, every=args.progress_every) as progress:
             async with Downloader(settings) as dl:
                 return await dl.download(
                     args.datastore_id, image_set_ids=args.image_set_id,

@@ -1,8 +1,10 @@
-"""Live progress on a TTY (rich) and the one-screen final summary.
+"""Live progress (a redrawn row on a terminal, plain lines elsewhere) and the summary.
 
-``--quiet``, a non-TTY stderr or a terminal that cannot move the cursor (``TERM=dumb``)
-shows only the summary. Failed frames are always named on stderr, so scripts and humans
-both see which frames to look at.
+On a terminal that can move the cursor, rich redraws one row as frames arrive. Where it
+cannot (stderr is a file or a pipe: a batch job, a log; or ``TERM=dumb``), a plain line
+is printed every ``every`` seconds instead: frames done and total, frames/s, MB/s,
+failures and the time left. ``--quiet`` shows neither. Failed frames are always named on
+stderr, so scripts and humans both see which frames to look at.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from ..model import FrameResult, Summary
 
 
 class Progress:
-    """A ProgressListener that draws a rich progress bar while frames arrive."""
+    """A ProgressListener that shows how a download goes while frames arrive."""
 
-    def __init__(self, *, enabled: bool = True, stream: IO[str] | None = None) -> None:
+    def __init__(self, *, enabled: bool = True, stream: IO[str] | None = None,
+                 every: float = 5.0) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = enabled and self.stream.isatty()
+        self.enabled = enabled
+        self.every = every
         self.total = 0
         self.done = 0
         self.failed = 0
@@ -27,22 +31,40 @@ class Progress:
         self.started = time.perf_counter()
         self._progress: Any = None
         self._task: Any = None
+        self._plain = False
+        self._next_line = self.started + every
+        self._next_draw = self.started
 
     def __enter__(self) -> Progress:
-        if self.enabled:
-            from rich.console import Console
+        if not self.enabled:
+            return self
+        if not self.stream.isatty():
+            self._plain = self.every > 0
+            return self
+        from rich.console import Console
 
-            console = Console(file=self.stream)
-            if not console.is_interactive:
-                # A terminal that cannot move the cursor (TERM=dumb, or TTY_INTERACTIVE=0):
-                # rich would draw nothing there but leave a blank line behind.
-                self.enabled = False
-                return self
-            self._progress = _fitting_progress(console)
-            self._progress.__enter__()
-            self._task = self._progress.add_task("download", total=None, rate="",
-                                                 failed="")
+        console = Console(file=self.stream)
+        if not console.is_interactive:
+            # A terminal that cannot move the cursor (TERM=dumb, or TTY_INTERACTIVE=0):
+            # rich would draw nothing there but leave a blank line behind.
+            self._plain = self.every > 0
+            return self
+        self._progress = _fitting_progress(console)
+        self._progress.__enter__()
+        self._task = self._progress.add_task("download", total=None, rate="", failed="")
         return self
+
+    def line(self, now: float | None = None) -> str:
+        """The plain progress line for this moment."""
+        elapsed = max(1e-6, (now or time.perf_counter()) - self.started)
+        rate = self.done / elapsed
+        share = f" ({100 * self.done / self.total:.1f} %)" if self.total else ""
+        left = ""
+        if self.total and rate > 0:
+            seconds = int((self.total - self.done) / rate)
+            left = f", {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d} left"
+        return (f"progress: {self.done}/{self.total} frames{share}, {rate:,.0f} frames/s, "
+                f"{self.bytes / elapsed / 1e6:,.1f} MB/s, {self.failed} failed{left}")
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
@@ -59,8 +81,17 @@ class Progress:
         self.bytes += result.encoded_bytes
         if result.status == "failed":
             self.failed += 1
+        if self._plain:
+            now = time.perf_counter()
+            if now >= self._next_line:
+                self._next_line = now + self.every
+                print(self.line(now), file=self.stream, flush=True)
         if self._progress is not None:
-            elapsed = max(1e-6, time.perf_counter() - self.started)
+            now = time.perf_counter()
+            if now < self._next_draw and self.done != self.total:
+                return  # rich redraws a few times a second; updating it per frame is waste
+            self._next_draw = now + 0.05
+            elapsed = max(1e-6, now - self.started)
             rate = f"{self.done / elapsed:,.0f} frames/s {self.bytes / elapsed / 1e6:,.1f} MB/s"
             failed = f"[red]{self.failed} failed" if self.failed else ""
             self._progress.update(self._task, completed=self.done, rate=rate, failed=failed)

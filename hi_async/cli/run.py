@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(repeatable; default ct-pelvis)")
     p.add_argument("--out", default="hi_async-out", help="output folder (default ./hi_async-out)")
     p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "none"])
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the download (default: the usable cores)")
     p.add_argument("--fetchers", type=int, default=None)
     p.add_argument("--decoders", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the deployed resources")
@@ -120,7 +122,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(describe(plan)))
         return 0
-    settings = Settings.from_env(fetchers=args.fetchers, decoders=args.decoders,
+    settings = Settings.from_env(workers=args.workers, fetchers=args.fetchers,
+                                 decoders=args.decoders,
                                  output_format=args.format)
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     try:

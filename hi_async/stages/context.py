@@ -1,7 +1,8 @@
-"""What the stages of one run share: where output goes, the service, the pool, the tallies."""
+"""What the stages of one run share: how to work on a frame, where output goes, tallies."""
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,8 +10,9 @@ from typing import Protocol
 
 from ..aws.healthimaging import HealthImaging
 from ..decodepool import DecodePool
-from ..journal import Journal, Resumable
-from ..model import Counts, FrameResult
+from ..durability import Committer
+from ..journal import Resumable
+from ..model import Counts, FrameRef, FrameResult, FrameStatus
 from ..settings import Settings
 
 
@@ -22,24 +24,10 @@ class ProgressListener(Protocol):
 
 
 OnResult = Callable[[FrameResult], Awaitable[None]]
+#: GetImageFrame with retries: (bytes as stored, Content-Type), or a hi_async error.
+GetFrame = Callable[[FrameRef], Awaitable[tuple[bytes, str | None]]]
 
 STAGES = ("metadata", "fetch", "decode", "sink")
-
-
-@dataclass
-class Tally:
-    """The run's counts, overall and per label, and the frames that failed."""
-
-    counts: Counts = field(default_factory=Counts)
-    by_label: dict[str, Counts] = field(default_factory=dict)
-    failures: list[FrameResult] = field(default_factory=list)
-
-    def add(self, result: FrameResult) -> None:
-        self.counts.add(result)
-        if result.ref.label is not None:
-            self.by_label.setdefault(result.ref.label, Counts()).add(result)
-        if result.status == "failed":
-            self.failures.append(result)
 
 
 @dataclass
@@ -56,19 +44,61 @@ class StageStats:
 
 
 @dataclass
-class RunContext:
-    """One run's shared parts. ``out_dir`` None: nothing is written (``frames()``)."""
+class FrameWork:
+    """What fetching, verifying and writing a frame needs: the parent builds one for work
+    in its own process, and each worker process builds its own."""
 
     settings: Settings
-    hi: HealthImaging
+    get_frame: GetFrame
+    #: Counts one request sent again, by cause (see Retrier.count_retry).
+    count_retry: Callable[[str], None]
     pool: DecodePool
+    #: None: nothing is written (``Downloader.frames`` without an out_dir).
     out_dir: Path | None
     fmt: str
     want_pixels: bool = False
+    stats: StageStats = field(default_factory=StageStats)
+
+
+@dataclass
+class Tally:
+    """The run's counts, overall and per label, and the frames that failed."""
+
+    counts: Counts = field(default_factory=Counts)
+    by_label: dict[str, Counts] = field(default_factory=dict)
+    failures: list[FrameResult] = field(default_factory=list)
+    #: Frames verified by each worker process, by its ID (none when run in-process).
+    by_worker: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def add(self, result: FrameResult) -> None:
+        self.counts.add(result)
+        if result.ref.label is not None:
+            self.by_label.setdefault(result.ref.label, Counts()).add(result)
+        if result.status is FrameStatus.FAILED:
+            self.failures.append(result)
+
+
+@dataclass
+class RunContext:
+    """One run's shared parts, in the process that owns the run."""
+
+    work: FrameWork
+    hi: HealthImaging
     #: Frames a previous run verified, by (image set ID, frame ID): not fetched again.
     resumable: dict[tuple[str, str], Resumable] = field(default_factory=dict)
-    journal: Journal | None = None
+    committer: Committer | None = None
     progress: ProgressListener | None = None
     on_result: OnResult | None = None
     tally: Tally = field(default_factory=Tally)
-    stats: StageStats = field(default_factory=StageStats)
+
+    @property
+    def settings(self) -> Settings:
+        return self.work.settings
+
+    @property
+    def out_dir(self) -> Path | None:
+        return self.work.out_dir
+
+    @property
+    def stats(self) -> StageStats:
+        return self.work.stats

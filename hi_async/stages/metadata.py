@@ -6,6 +6,7 @@ fetch on the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 
@@ -27,8 +28,17 @@ async def frames_of(ctx: RunContext, image_set: ImageSetRef) -> list[FrameRef]:
 
 
 async def run(image_sets: ObjectReceiveStream[ImageSetRef], frames: ObjectSendStream[FrameRef],
-              results: ObjectSendStream[FrameResult], ctx: RunContext) -> None:
-    """Send each frame on to be fetched, or its resumed result straight to the sink."""
+              results: ObjectSendStream[list[FrameResult]], ctx: RunContext) -> None:
+    """Send each frame on to be fetched, or its resumed result straight to the sink.
+
+    Stops quietly when the stages after it stopped (an error there ends the run).
+    """
+    with contextlib.suppress(anyio.BrokenResourceError):
+        await _run(image_sets, frames, results, ctx)
+
+
+async def _run(image_sets: ObjectReceiveStream[ImageSetRef], frames: ObjectSendStream[FrameRef],
+               results: ObjectSendStream[list[FrameResult]], ctx: RunContext) -> None:
     async with image_sets, frames, results:
         async for image_set in image_sets:
             t0 = time.perf_counter()
@@ -36,12 +46,15 @@ async def run(image_sets: ObjectReceiveStream[ImageSetRef], frames: ObjectSendSt
             ctx.stats.busy["metadata"] += time.perf_counter() - t0
             if ctx.progress is not None:
                 ctx.progress.add_total(len(refs))
+            resumed: list[FrameResult] = []
             for ref in refs:
                 entry = ctx.resumable.get((ref.image_set_id, ref.image_frame_id))
                 if entry is None or ctx.out_dir is None:
                     await frames.send(ref)
                     continue
                 path = ctx.out_dir / entry.path if entry.path else None
-                await results.send(FrameResult(
+                resumed.append(FrameResult(
                     ref=ref, status=FrameStatus.VERIFIED, content_type=entry.content_type,
                     actual_crc32=entry.actual_crc32, path=path, resumed=True))
+            if resumed:
+                await results.send(resumed)

@@ -1,7 +1,8 @@
-"""Sink stage: every result is journaled, counted, shown and handed to the caller.
+"""Sink stage: every result is counted, shown, handed to the caller and committed.
 
-Results already waiting share one journal write: each frame in a batch is already in
-place on disk, so batching keeps the journal exact while saving a system call per frame.
+Results are journaled by the run's :class:`~hi_async.durability.Committer`, in batches,
+each after a barrier that made its files stable; the counts and the progress display
+move as soon as a result arrives.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..model import FrameResult
 from .context import RunContext
 
-#: At most this many results are journaled in one write.
-BATCH = 64
+#: Waiting batches of results are taken together up to this many results.
+BATCH = 256
 
 
 def _sample_queues(ctx: RunContext, queues: dict[str, Any]) -> None:
@@ -28,26 +29,45 @@ def _sample_queues(ctx: RunContext, queues: dict[str, Any]) -> None:
         stats.fill_sum[name] = stats.fill_sum.get(name, 0.0) + fill
 
 
-async def run(results: MemoryObjectReceiveStream[FrameResult], ctx: RunContext, *,
+async def run(results: MemoryObjectReceiveStream[list[FrameResult]], ctx: RunContext, *,
               queues: dict[str, Any]) -> None:
-    """``queues`` (name → receive stream) are sampled once per batch for their fill."""
-    async with results:
-        async for first in results:
-            batch = [first]
-            while len(batch) < BATCH:
+    """Results arrive in batches. ``queues`` (name → receive stream) are sampled once per
+    batch for their fill."""
+    try:
+        await _consume(results, ctx, queues)
+    finally:
+        # Stopped early (an error elsewhere, Ctrl-C): results already handed over are
+        # frames on disk; they are journaled with the rest.
+        if ctx.committer is not None:
+            while True:
                 try:
-                    batch.append(results.receive_nowait())
-                except (anyio.WouldBlock, anyio.EndOfStream):
+                    batch = results.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                     break
-            t0 = time.perf_counter()
-            if ctx.journal is not None:
-                ctx.journal.append_many([r for r in batch if not r.resumed])
-            _sample_queues(ctx, queues)
+                ctx.committer.add(r for r in batch if not r.resumed)
+        results.close()
+
+
+async def _consume(results: MemoryObjectReceiveStream[list[FrameResult]], ctx: RunContext,
+                   queues: dict[str, Any]) -> None:
+    async for first in results:
+        batch = list(first)
+        while len(batch) < BATCH:
+            try:
+                batch.extend(results.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+        t0 = time.perf_counter()
+        if ctx.committer is not None:
+            ctx.committer.add(r for r in batch if not r.resumed)
+        _sample_queues(ctx, queues)
+        for result in batch:
+            ctx.tally.add(result)
+            if ctx.progress is not None:
+                ctx.progress.on_result(result)
+        ctx.stats.busy["sink"] += time.perf_counter() - t0
+        if ctx.on_result is not None:
             for result in batch:
-                ctx.tally.add(result)
-                if ctx.progress is not None:
-                    ctx.progress.on_result(result)
-            ctx.stats.busy["sink"] += time.perf_counter() - t0
-            if ctx.on_result is not None:
-                for result in batch:
-                    await ctx.on_result(result)
+                await ctx.on_result(result)
+    if ctx.committer is not None:
+        ctx.committer.close()

@@ -24,9 +24,10 @@ def set_aws_env(monkeypatch: pytest.MonkeyPatch, access_key: str,
 
 
 def local_settings(endpoint_url: str) -> Settings:
-    """Small pools and quick backoff: what the integration tests download with."""
-    return Settings(endpoint_url=endpoint_url, region="us-east-1", fetchers=8, decoders=2,
-                    pool="thread", backoff_base=0.01, backoff_cap=0.05)
+    """Small pools and quick backoff, all in this process (tests of the worker processes
+    ask for them): what the integration tests download with."""
+    return Settings(endpoint_url=endpoint_url, region="us-east-1", workers=1, fetchers=8,
+                    decoders=2, pool="thread", backoff_base=0.01, backoff_cap=0.05)
 
 
 @pytest.fixture

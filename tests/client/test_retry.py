@@ -195,3 +195,40 @@ def test_an_unreachable_endpoint_is_named_by_the_host_botocore_tried() -> None:
     bare = aws.translate(bx.ConnectTimeoutError(endpoint_url=""), "get a frame",
                          Settings(endpoint_url="http://127.0.0.1:9"))
     assert "http://127.0.0.1:9 does not answer" in bare.message
+
+
+def test_a_shared_rate_is_cut_once_per_epoch_and_split_among_its_members() -> None:
+    from hi_async.aws.sendrate import RateShare
+
+    share = RateShare()
+    for member in (1, 2, 3, 4):
+        share.join(member)
+        share.report(member, 100.0)
+    # Member 2's 429 in epoch 0: half of what all four send together, in four shares.
+    assert share.throttled(2, 0, 100.0) == pytest.approx(400.0 / 2 / 4)
+    assert share.epoch == 1 and share.lowest == pytest.approx(200.0)
+    # The same episode seen by the others: nothing new.
+    assert share.throttled(3, 0, 100.0) is None and share.epoch == 1
+    # A 429 at the new rate cuts again; a member that left no longer gets a share.
+    share.leave(4)
+    for member in (1, 2, 3):
+        share.report(member, 50.0)
+    assert share.throttled(1, 1, 50.0) == pytest.approx(150.0 / 2 / 3)
+    assert share.epoch == 2 and share.lowest == pytest.approx(75.0)
+
+
+def test_an_imposed_rate_replaces_an_older_one_only() -> None:
+    from hi_async.aws.sendrate import SendRate
+
+    clock = [0.0]
+    cuts: list[tuple[int, float]] = []
+    rate = SendRate(clock=lambda: clock[0], on_cut=lambda epoch, sending: cuts.append(
+        (epoch, sending)))
+    rate.on_throttle(0)  # a local cut at once, reported to whoever shares the rate
+    assert len(cuts) == 1 and cuts[0][0] == 0 and rate.epoch == 1
+    rate.impose(40.0, 1)  # the coordinator's share for epoch 1
+    assert rate.rate == pytest.approx(40.0)
+    rate.impose(5.0, 0)  # a decision older than the one in force: ignored
+    assert rate.rate == pytest.approx(40.0)
+    clock[0] += 1.0
+    assert rate.rate == pytest.approx(80.0)  # and it grows back as a local cut does

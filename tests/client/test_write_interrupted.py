@@ -2,7 +2,8 @@
 
 The end-to-end Ctrl-C tests can only hope a signal arrives mid-write (a write takes well
 under a millisecond); here SIGINT is raised for real at the two places a write can be
-interrupted, inside the worker's own write step, so the cleanup path is proven to run.
+interrupted (half the bytes written, and the rename), inside the worker's own write
+step, so the cleanup path is proven to run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,21 +35,48 @@ def _verify(frame: EncodedFrame, target: Path, fmt: str) -> Outcome:
     return verify_frame(frame, path=str(target), fmt=fmt)
 
 
+class _HalfWritten:
+    """A file whose first write puts half the bytes on disk, then takes a real SIGINT."""
+
+    def __init__(self, fh: Any, seen: list[bool], tmp: Path) -> None:
+        self._fh, self._seen, self._tmp = fh, seen, tmp
+
+    def __enter__(self) -> _HalfWritten:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._fh.write(view[:len(view) // 2])
+        self._fh.flush()
+        self._seen.append(self._tmp.stat().st_size > 0)
+        signal.raise_signal(signal.SIGINT)
+        raise AssertionError("not reached: the handler raised KeyboardInterrupt")
+
+
 @pytest.mark.parametrize("fmt", ["jph", "npy", "raw"])
-@pytest.mark.parametrize("moment", ["fsync", "replace"])
+@pytest.mark.parametrize("moment", ["write", "replace"])
 def test_sigint_during_a_write_removes_the_temp_file_and_writes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, moment: str) -> None:
     frame, target = _job(tmp_path, fmt)
-    real = {"fsync": os.fsync, "replace": os.replace}[moment]
+    tmp = Path(str(target) + ".tmp")
     seen: list[bool] = []
+    if moment == "write":
+        real_fdopen = os.fdopen
+        monkeypatch.setattr(frame_files.os, "fdopen",
+                            lambda fd, mode: _HalfWritten(real_fdopen(fd, mode), seen, tmp))
+    else:
+        real_replace = os.replace
 
-    def interrupted(*args: object) -> None:
-        # The temp file is there, holding the frame, when the signal arrives.
-        seen.append(Path(str(target) + ".tmp").stat().st_size > 0)
-        signal.raise_signal(signal.SIGINT)
-        real(*args)  # not reached: the handler raised KeyboardInterrupt
+        def interrupted(*args: Any) -> None:
+            # The temp file is there, holding the frame, when the signal arrives.
+            seen.append(tmp.stat().st_size > 0)
+            signal.raise_signal(signal.SIGINT)
+            real_replace(*args)  # not reached: the handler raised KeyboardInterrupt
 
-    monkeypatch.setattr(frame_files.os, moment, interrupted)
+        monkeypatch.setattr(frame_files.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _verify(frame, target, fmt)
     assert seen == [True]

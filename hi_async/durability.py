@@ -1,0 +1,152 @@
+"""Group commit: verified files become stable in batches, and only then are journaled.
+
+Frame files are written to ``*.tmp`` and renamed into place without an fsync each: one
+fsync per frame made every write wait on the disk. Instead, every ``interval`` seconds
+(or ``max_batch`` frames) one durability barrier makes the batch's files and their
+directory entries stable, and only then are the batch's lines appended to index.jsonl
+and the journal synced. So a line never becomes stable before its frame's file did.
+
+What each failure can lose:
+- the process is killed (SIGKILL, OOM): the files are in the page cache and survive; the
+  lines of the batch not yet committed (at most ``interval`` seconds of frames) are
+  missing, so a rerun fetches those frames again and overwrites their files;
+- the OS crashes or the power fails: the same, plus any file data that had not reached
+  the disk, which belongs to frames the journal does not list either.
+Nothing the journal lists is ever lost or torn.
+
+The barrier is ``syncfs(2)`` on the output folder's file system where the C library has
+it (one call for the whole batch, whichever process wrote the files); elsewhere each file
+and each directory of the batch is fsynced.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import anyio
+
+from .errors import OutputError
+from .journal import Journal
+from .model import FrameResult
+
+#: Seconds between barriers while frames keep arriving.
+COMMIT_INTERVAL = 0.25
+#: A batch this large is committed without waiting for the interval.
+COMMIT_BATCH = 1024
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+    syncfs = getattr(libc, "syncfs", None)
+    if syncfs is None:
+        return None
+    syncfs.argtypes = [ctypes.c_int]
+    syncfs.restype = ctypes.c_int
+
+    def call(fd: int) -> int:
+        return int(syncfs(fd))
+
+    return call
+
+
+_SYNCFS = _load_syncfs()
+
+
+def make_stable(out_dir: Path, paths: Iterable[str]) -> None:
+    """One durability barrier: the files at ``paths`` and their directory entries are on
+    stable storage when this returns."""
+    if _SYNCFS is not None:
+        fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _SYNCFS(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), str(out_dir))
+        finally:
+            os.close(fd)
+        return
+    folders = set()
+    for path in paths:
+        _fsync_path(path, os.O_RDONLY)
+        folders.add(os.path.dirname(path))
+    for folder in sorted(folders):
+        _fsync_path(folder, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync_path(path: str, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Committer:
+    """Journals results in batches, each after a barrier that made its files stable.
+
+    ``add`` never blocks; :meth:`run` (a task of the pipeline) commits a batch every
+    ``interval`` seconds or as soon as ``max_batch`` are waiting, one batch at a time, in
+    a worker thread so that the event loop never waits on the disk.
+    """
+
+    def __init__(self, journal: Journal, *, interval: float = COMMIT_INTERVAL,
+                 max_batch: int = COMMIT_BATCH) -> None:
+        self.journal = journal
+        self.interval = interval
+        self.max_batch = max_batch
+        self.batches = 0
+        self._pending: list[FrameResult] = []
+        self._wake = anyio.Event()
+        self._closing = False
+
+    def add(self, results: Iterable[FrameResult]) -> None:
+        self._pending.extend(results)
+        if len(self._pending) >= self.max_batch:
+            self._wake.set()
+
+    def close(self) -> None:
+        """No more results: :meth:`run` commits what is waiting and returns."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            with anyio.move_on_after(self.interval):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            await self.commit()
+            if self._closing and not self._pending:
+                return
+
+    async def commit(self) -> None:
+        """Commit what is waiting now (a no-op when nothing is)."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        # A commit that has begun finishes, even when the run is being cancelled: its
+        # frames are on disk, and their lines are what a rerun resumes from.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._commit, batch)
+
+    def _commit(self, batch: list[FrameResult]) -> None:
+        files = [str(r.path) for r in batch if r.path is not None]
+        try:
+            if files:
+                make_stable(self.journal.out_dir, files)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot make the frames in {self.journal.out_dir} stable: "
+                f"{exc.strerror or exc}",
+                hint="check the disk; frames already journaled are kept, a rerun fetches "
+                "the rest",
+            ) from None
+        self.journal.append_many(batch)
+        self.journal.sync()
+        self.batches += 1

@@ -1,0 +1,109 @@
+"""Messages between a run and its worker processes: length-prefixed pickles on pipes.
+
+The parent writes to a worker's stdin and reads its stdout; a worker sends nothing else
+on that pipe (its own stdout is redirected to stderr). Each message is a 4-byte
+big-endian length and a pickle. Frames travel as FrameRefs (the worker needs their
+geometry and checksum); results come back as plain tuples, a few dozen bytes each.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import HiAsyncError
+from ..model import FrameRef
+from ..settings import Settings
+
+LENGTH = struct.Struct("!I")
+
+#: One frame's result from a worker: (shard ID, index in the shard, status, content
+#: type, actual CRC32, error, encoded bytes, path written).
+ResultItem = tuple[int, int, str, str | None, int | None, str | None, int, str | None]
+
+
+# Parent → worker.
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The first message: how to reach HealthImaging and how much to do at once."""
+
+    settings: Settings
+    #: The HealthImaging endpoint the parent's SDK client resolved (control plane).
+    endpoint_url: str
+    lanes: int
+    decoders: int
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """A shard: frames to fetch, verify and write under ``out_dir`` in ``fmt``."""
+
+    shard_id: int
+    out_dir: str | None
+    fmt: str
+    frames: tuple[FrameRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """The send rate this worker may use now (its share of the run's), from ``epoch``."""
+
+    rate: float
+    epoch: int
+
+
+# Worker → parent.
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    items: list[ResultItem]
+    #: Requests sent again since the last Results, by cause; 429s met.
+    retries: dict[str, int] = field(default_factory=dict)
+    throttled: int = 0
+    #: Requests per second this worker sends lately.
+    sending: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """This worker cut its send rate after a 429 for a request sent in ``epoch``."""
+
+    epoch: int
+    sending: float
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """An error that stops the run that owns ``shard_id`` (or every run, if None)."""
+
+    shard_id: int | None
+    kind: str
+    message: str
+    hint: str | None
+
+    def error(self) -> HiAsyncError:
+        """The hi_async error the worker met, rebuilt in the parent."""
+        from .. import errors
+
+        cls = getattr(errors, self.kind, None)
+        if not (isinstance(cls, type) and issubclass(cls, HiAsyncError)) or cls in (
+                errors.FrameFailed,):
+            cls = errors.HiAsyncError
+        return cls(self.message, hint=self.hint)
+
+
+def encode(message: Any) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return LENGTH.pack(len(data)) + data
+
+
+def decode(data: bytes) -> Any:
+    return pickle.loads(data)

@@ -1,0 +1,229 @@
+"""A worker process: ``python -m hi_async.workers.worker PARENT_PID``.
+
+It reads a Start message and then shards of frames on stdin, and runs them in lanes
+(:mod:`hi_async.stages.frames`: fetch, decode, verify, write) on its own event loop, with
+its own connections, decode threads, retries and share of the send rate; results go back
+on its stdout in batches. It lives exactly as long as its parent wants it: it exits when
+stdin closes, is killed with its parent (a parent-death signal, asked for at start), and
+ignores the terminal's Ctrl-C (its parent stops it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ctypes
+import ctypes.util
+import gc
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..aws.frames import LeanFrames
+from ..aws.retry import AimdLimiter, Retrier
+from ..aws.sendrate import SendRate
+from ..decodepool import DecodePool
+from ..errors import HiAsyncError
+from ..model import FrameRef, FrameResult
+from ..stages import frames
+from ..stages.context import FrameWork
+from . import protocol
+
+#: Results are sent at least this often while frames are done...
+FLUSH_SECONDS = 0.02
+#: ...or as soon as this many are waiting.
+FLUSH_ITEMS = 256
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux), and exit now
+    if the parent is already gone."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: stdin closing when the parent dies still stops the worker
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+class Worker:
+    """The state of one worker process while it serves its parent."""
+
+    def __init__(self, reader: asyncio.StreamReader, out_fd: int) -> None:
+        self._reader = reader
+        self._out_fd = out_fd
+        self._queue: collections.deque[tuple[int, int, FrameRef]] = collections.deque()
+        self._shards: dict[int, FrameWork] = {}
+        #: Shards whose run met an error that stops it: their frames are not done.
+        self._failed: set[int] = set()
+        self._have_work = anyio.Event()
+        self._stopping = False
+        self._outbox: list[protocol.ResultItem] = []
+        self._outbox_full = anyio.Event()
+        self._send_lock = anyio.Lock()
+        self._throttle_reports: list[protocol.Throttled] = []
+        self._retries_sent: collections.Counter[str] = collections.Counter()
+        self._throttled_sent = 0
+        self.retrier: Retrier | None = None
+
+    async def _read(self) -> Any:
+        try:
+            head = await self._reader.readexactly(protocol.LENGTH.size)
+            (length,) = protocol.LENGTH.unpack(head)
+            return protocol.decode(await self._reader.readexactly(length))
+        except asyncio.IncompleteReadError:
+            return None  # the parent closed the pipe (or died)
+
+    async def _write(self, message: Any) -> None:
+        data = protocol.encode(message)
+        async with self._send_lock:
+            await anyio.to_thread.run_sync(_write_all, self._out_fd, data)
+
+    async def serve(self) -> None:
+        start = await self._read()
+        if not isinstance(start, protocol.Start):
+            return
+        settings = start.settings
+        rate = SendRate(on_cut=self._on_cut)
+        self.retrier = retrier = Retrier(settings, AimdLimiter(start.lanes), rate=rate)
+        pool = DecodePool("thread", start.decoders)
+        try:
+            async with LeanFrames(settings, start.endpoint_url, start.lanes) as lean:
+                async def get_frame(ref: FrameRef) -> tuple[bytes, str | None]:
+                    return await retrier.call(
+                        lambda: lean.get_frame(ref.datastore_id, ref.image_set_id,
+                                               ref.image_frame_id),
+                        f"get frame {ref.image_frame_id} of image set {ref.image_set_id}")
+
+                self._template = FrameWork(settings=settings, get_frame=get_frame,
+                                           count_retry=retrier.count_retry, pool=pool,
+                                           out_dir=None, fmt="none")
+                # Everything built so far lives as long as the worker: keep the cyclic
+                # garbage collector from walking it again and again, and let it run
+                # less often (a frame makes short-lived objects by the hundred).
+                gc.freeze()
+                gc.set_threshold(20_000, 50, 100)
+                await self._write(protocol.Ready(os.getpid()))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._flusher)
+                    for _ in range(start.lanes):
+                        tg.start_soon(self._lane)
+                    await self._receive(tg)
+        except HiAsyncError as exc:
+            await self._write(protocol.Failed(None, type(exc).__name__, exc.message,
+                                              exc.hint))
+        finally:
+            pool.close_now()
+
+    def _on_cut(self, epoch: int, sending: float) -> None:
+        self._throttle_reports.append(protocol.Throttled(epoch, sending))
+        self._outbox_full.set()
+
+    async def _receive(self, tg: Any) -> None:
+        while (message := await self._read()) is not None:
+            if isinstance(message, protocol.Assign):
+                self._shards[message.shard_id] = FrameWork(
+                    settings=self._template.settings, get_frame=self._template.get_frame,
+                    count_retry=self._template.count_retry, pool=self._template.pool,
+                    out_dir=Path(message.out_dir) if message.out_dir is not None else None,
+                    fmt=message.fmt, stats=self._template.stats)
+                self._queue.extend((message.shard_id, i, ref)
+                                   for i, ref in enumerate(message.frames))
+                self._have_work.set()
+                self._have_work = anyio.Event()
+            elif isinstance(message, protocol.Rate):
+                assert self.retrier is not None
+                self.retrier.rate.impose(message.rate, message.epoch)
+        # The parent is done with us: finish nothing more, stop at once.
+        self._stopping = True
+        tg.cancel_scope.cancel()
+
+    async def _lane(self) -> None:
+        while True:
+            while not self._queue:
+                await self._have_work.wait()
+            shard_id, index, ref = self._queue.popleft()
+            if shard_id in self._failed:
+                continue
+            work = self._shards[shard_id]
+            try:
+                result = await frames.process(work, ref)
+            except HiAsyncError as exc:
+                if shard_id not in self._failed:
+                    self._failed.add(shard_id)
+                    # The frames done before the error go first: they are on disk.
+                    if self._outbox:
+                        await self._write(self._results())
+                    await self._write(protocol.Failed(shard_id, type(exc).__name__,
+                                                      exc.message, exc.hint))
+                continue
+            self._outbox.append(_item(shard_id, index, result))
+            if len(self._outbox) >= FLUSH_ITEMS:
+                self._outbox_full.set()
+
+    async def _flusher(self) -> None:
+        while True:
+            with anyio.move_on_after(FLUSH_SECONDS):
+                await self._outbox_full.wait()
+            self._outbox_full = anyio.Event()
+            reports, self._throttle_reports = self._throttle_reports, []
+            for report in reports:
+                await self._write(report)
+            if self._outbox:
+                await self._write(self._results())
+
+    def _results(self) -> protocol.Results:
+        items, self._outbox = self._outbox, []
+        retrier = self.retrier
+        assert retrier is not None
+        retries = retrier.by_kind - self._retries_sent
+        self._retries_sent = collections.Counter(retrier.by_kind)
+        throttled = retrier.throttled - self._throttled_sent
+        self._throttled_sent = retrier.throttled
+        return protocol.Results(items, dict(retries), throttled, retrier.rate.sending)
+
+
+def _item(shard_id: int, index: int, result: FrameResult) -> protocol.ResultItem:
+    return (shard_id, index, str(result.status), result.content_type, result.actual_crc32,
+            result.error, result.encoded_bytes,
+            str(result.path) if result.path is not None else None)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+async def _main() -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                 os.fdopen(0, "rb", buffering=0))
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # anything printed goes to stderr, never into the message pipe
+    sys.stdout = sys.stderr
+    await Worker(reader, out_fd).serve()
+
+
+def main() -> None:
+    _die_with_parent(int(sys.argv[1]))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_main())
+    else:
+        uvloop.run(_main())
+
+
+if __name__ == "__main__":
+    main()
