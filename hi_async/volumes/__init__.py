@@ -2,22 +2,18 @@
 
     plans, notes = plan_volumes(doc)               # doc: the parsed image set metadata
     for plan in plans:
-        with VolumeBuffer(plan, scratch=buffer_path(out, plan)) as buf:
-            for frame in frames_of(plan):          # any order, as they arrive
-                buf.put(frame.ref.image_frame_id, frame.pixels)
-            if buf.complete:
-                write_nifti(plan, buf.array, volume_path(out, plan, "nifti"))  # + .json
-                write_preview(plan, buf.array, preview_path(out, plan))
-            else:
-                notes.append(buf.missing_note())
+        buf = VolumeBuffer(plan, scratch=buffer_path(out, plan))
+        for frame in frames_of(plan):              # any order, as they arrive
+            buf.put(frame.ref.image_frame_id, frame.pixels)
+        result = finish_volume(buf, out, fmt="nifti", preview=True)  # files, or a note
 
 Modules, one job each: ``values`` (metadata value conventions), ``frames`` (per-frame
 geometry, classic and enhanced multi-frame), ``geometry`` (order, spacing, affine,
 warnings), ``stacks`` (a series' frames → 3-D stacks or one 4-D stack), ``plan``
 (VolumePlan, Note, plan_volumes), ``buffer`` (VolumeBuffer, SliceTarget, write_slice),
 ``scaling`` (integers with a rescale, or float32), ``files`` (paths, atomic writes),
-``sidecar``, ``nifti``, ``npy``, ``preview``. The writers import nibabel and Pillow, so
-they load on first use.
+``sidecar``, ``nifti``, ``npy``, ``preview``, ``finish`` (the end of a series). The
+writers import nibabel and Pillow, so they load on first use.
 """
 
 from __future__ import annotations
@@ -26,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .buffer import DEFAULT_MEMMAP_THRESHOLD, SliceTarget, VolumeBuffer, write_slice
 from .files import VolumeFormat, buffer_path, preview_path, sidecar_path, volume_path
+from .finish import VolumeOutput, finish_volume
 from .plan import Note, VolumePlan, plan_volumes
 
 if TYPE_CHECKING:
@@ -36,9 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MEMMAP_THRESHOLD", "Note", "SliceTarget", "VolumeBuffer", "VolumeFormat",
-    "VolumePlan", "buffer_path", "plan_volumes", "preview_path", "sidecar", "sidecar_path",
-    "volume_path", "write_nifti", "write_npy", "write_preview", "write_sidecar",
-    "write_slice",
+    "VolumeOutput", "VolumePlan", "buffer_path", "finish_volume", "plan_volumes",
+    "preview_path", "sidecar", "sidecar_path", "volume_path", "write_nifti", "write_npy",
+    "write_preview", "write_sidecar", "write_slice",
 ]
 
 _LAZY = {"write_nifti": "nifti", "write_npy": "npy", "write_preview": "preview",

@@ -34,6 +34,7 @@ _MACRO = {
     "ImageOrientationPatient": "PlaneOrientationSequence",
     "RescaleSlope": "PixelValueTransformationSequence",
     "RescaleIntercept": "PixelValueTransformationSequence",
+    "RescaleType": "PixelValueTransformationSequence",
     "WindowCenter": "FrameVOILUTSequence",
     "WindowWidth": "FrameVOILUTSequence",
     "TemporalPositionIndex": "FrameContentSequence",

@@ -146,7 +146,10 @@ def plan_volumes(doc: Mapping[str, Any]) -> tuple[list[VolumePlan], list[Note]]:
         stacks.sort(key=Stack.sort_key)
         for n, stack in enumerate(stacks, start=1):
             name = uid if len(stacks) == 1 else f"{uid}-{n}"
-            plans.append(_plan(image_set_id, uid, name, series_attrs, stack))
+            try:
+                plans.append(_plan(image_set_id, uid, name, series_attrs, stack))
+            except GeometryError as exc:  # split_stacks checks the same; belt and braces
+                notes.append(Note(uid, f"volume {name}: {exc}; no volume"))
     return plans, notes
 
 
@@ -205,32 +208,28 @@ def _plan(image_set_id: str, uid: str, name: str, series_attrs: Mapping[str, Any
         fourth_axis=stack.axis,
         fourth_key=stack.key if stack.axis is not None else None,
         fourth_values=tuple(stack.values) if stack.axis is not None else (),
-        time_step=_time_step(stack, grid) if stack.axis == "time" else None,
+        time_step=_time_step(grid) if stack.axis == "time" else None,
         rescale_type=first.rescale_type,
         warnings=tuple(warnings),
         index_of=index_of,
     )
 
 
-def _time_step(stack: Stack, grid: list[list[FrameInfo]]) -> float | None:
+def _time_step(grid: list[list[FrameInfo]]) -> float | None:
     """Seconds between temporal positions, when they are evenly spaced and known.
 
-    From TriggerTime (ms) when every frame has it, else from the earliest acquisition
-    time of each temporal position; None when neither is known or the steps differ.
+    From TriggerTime (ms after the R wave) when it differs between positions, else from
+    the earliest acquisition time of each position; None when neither gives even steps.
     """
-    starts: list[float] = []
-    for row in grid:
-        triggers = [f.trigger_time for f in row]
-        times = [f.acquisition_time for f in row]
-        if all(t is not None for t in triggers):
-            starts.append(min(t for t in triggers if t is not None) / 1000.0)
-        elif all(t is not None for t in times):
-            starts.append(min(t for t in times if t is not None))
-        else:
-            return None
-    steps = np.diff(starts)
-    if len(steps) == 0 or steps.min() <= 0:
-        return None
-    if steps.max() - steps.min() > 0.01 * steps.mean():
-        return None
-    return float(steps.mean())
+    sources = (
+        [[None if f.trigger_time is None else f.trigger_time / 1000.0 for f in row]
+         for row in grid],
+        [[f.acquisition_time for f in row] for row in grid],
+    )
+    for rows in sources:
+        if any(t is None for row in rows for t in row):
+            continue
+        steps = np.diff([min(t for t in row if t is not None) for row in rows])
+        if len(steps) and steps.min() > 0 and steps.max() - steps.min() <= 0.01 * steps.mean():
+            return float(steps.mean())
+    return None

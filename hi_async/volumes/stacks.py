@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .frames import FrameInfo
-from .geometry import SAME_POSITION_MM, normal
+from .geometry import SAME_POSITION_MM, GeometryError, normal
 
 
 @dataclass(slots=True)
@@ -97,7 +97,13 @@ def position_clusters(frames: Sequence[FrameInfo]) -> list[list[FrameInfo]]:
 
 
 def split_stacks(frames: Sequence[FrameInfo]) -> list[Stack]:
-    """One grid's frames as 3-D stacks or one 4-D stack (see the module docstring)."""
+    """One grid's frames as 3-D stacks or one 4-D stack (see the module docstring).
+
+    Raises GeometryError when the grid's orientation or pixel spacing cannot place them.
+    """
+    spacing = frames[0].pixel_spacing
+    if spacing is None or min(spacing) <= 0:
+        raise GeometryError(f"PixelSpacing {list(spacing or ())} is not positive")
     clusters = position_clusters(frames)
     if all(len(c) == 1 for c in clusters):
         return [Stack([[c[0] for c in clusters]])]

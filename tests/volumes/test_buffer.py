@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hi_async.volumes import VolumeBuffer, VolumePlan, buffer_path, write_slice
+from hi_async.volumes import (
+    VolumeBuffer,
+    VolumePlan,
+    buffer_path,
+    finish_volume,
+    preview_path,
+    volume_path,
+    write_slice,
+)
 
 from .docs import axial_stack, document, frame_ids, image, plan_one
 
@@ -124,3 +132,29 @@ def test_write_slice_checks_the_frame_against_its_target(tmp_path: Path) -> None
         target = buffer.targets()[ids[0]]
         with pytest.raises(ValueError, match="frame shape"):
             write_slice(target, np.zeros((2, 2), np.int16))
+
+
+def test_finishing_a_complete_volume_writes_its_files_and_removes_the_buffer(
+        tmp_path: Path) -> None:
+    plan, ids = _plan_3d()
+    buffer = VolumeBuffer(plan, scratch=buffer_path(tmp_path, plan), memmap_threshold=0)
+    for n, frame_id in enumerate(ids):
+        buffer.put(frame_id, _frame(n))
+    result = finish_volume(buffer, tmp_path, fmt="nifti", preview=True)
+    assert result.written and result.note is None
+    assert result.volume == volume_path(tmp_path, plan, "nifti") and result.volume.exists()
+    assert result.sidecar is not None and result.sidecar.exists()
+    assert result.preview == preview_path(tmp_path, plan) and result.preview.exists()
+    assert not buffer_path(tmp_path, plan).exists()
+
+
+def test_finishing_an_incomplete_volume_writes_nothing_and_says_why(tmp_path: Path) -> None:
+    plan, ids = _plan_3d()
+    buffer = VolumeBuffer(plan, scratch=buffer_path(tmp_path, plan), memmap_threshold=0)
+    for n, frame_id in enumerate(ids[:-1]):
+        buffer.put(frame_id, _frame(n))
+    result = finish_volume(buffer, tmp_path, fmt="npy", preview=True)
+    assert not result.written and result.note is not None
+    assert "1 of 4 frames did not arrive" in result.note.message
+    assert (result.volume, result.sidecar, result.preview) == (None, None, None)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -258,3 +258,16 @@ def test_series_description_and_image_set_travel_with_the_plan() -> None:
     plan = plan_one(document(axial_stack([0, 1]), SeriesDescription="Chest  "))
     assert (plan.series_description, plan.image_set_id, plan.modality) == (
         "Chest", IMAGE_SET_ID, "CT")
+
+
+def test_a_pixel_spacing_that_is_not_positive_gets_a_note() -> None:
+    plans, notes = plans_and_notes(document(axial_stack([0, 1], spacing=["0", "0.5"])))
+    assert plans == []
+    assert "PixelSpacing [0.0, 0.5] is not positive" in notes[0].message
+
+
+def test_the_time_step_falls_back_to_acquisition_times_when_trigger_times_are_equal() -> None:
+    stack = [image((0, 0, 2 * z), number=t * 2 + z + 1, TemporalPositionIdentifier=str(t + 1),
+                   TriggerTime="0", AcquisitionTime=f"0930{5 * t + z:02d}")
+             for t in range(3) for z in range(2)]
+    assert plan_one(document(stack)).time_step == pytest.approx(5.0)
