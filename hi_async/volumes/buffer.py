@@ -3,9 +3,12 @@
 A :class:`VolumeBuffer` is the one copy of a volume's voxels while its series downloads:
 a decoded frame is copied into its slot (``put``) and the caller drops the frame, so no
 frame is held twice. Small volumes live in memory; a volume larger than
-``memmap_threshold`` bytes lives in a memory-mapped ``*.tmp`` file under the output
-folder (see ``files.buffer_path``), so a 2000-slice series costs page cache, not
-resident memory.
+``memmap_threshold`` bytes lives in a ``*.tmp`` file under the output folder (see
+``files.buffer_path``), so a 2000-slice series costs page cache, not resident memory:
+frames go into the file with positioned writes (never through the map), the file is
+mapped read-only for the writers, and :func:`stream_slices` hands the mapped pages back
+to the kernel as soon as a writer has consumed them. Resident memory then stays at a few
+slices whatever the size of the volume.
 
 Several processes can fill one memory-mapped buffer: :meth:`VolumeBuffer.targets` gives
 each frame's :class:`SliceTarget` (file, byte offset, shape, dtype: small and
@@ -28,7 +31,9 @@ those volumes are written with the slices that exist and a warning (see ``geomet
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -62,6 +67,12 @@ def _fit(pixels: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, what: str)
     return pixels.astype(dtype, copy=False)
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int, where: str) -> None:
+    written = os.pwrite(fd, data, offset)
+    if written != len(data):
+        raise OSError(f"short write to {where}: {written} of {len(data)} bytes (disk full?)")
+
+
 def write_slice(target: SliceTarget, pixels: np.ndarray) -> None:
     """Write one decoded frame into a buffer file at its offset (any process).
 
@@ -69,15 +80,33 @@ def write_slice(target: SliceTarget, pixels: np.ndarray) -> None:
     the rest of the volume is neither read nor mapped.
     """
     data = _fit(pixels, target.shape, np.dtype(target.dtype), target.path)
-    raw = np.ascontiguousarray(data).tobytes()
     fd = os.open(target.path, os.O_WRONLY)
     try:
-        written = os.pwrite(fd, raw, target.offset)
-        if written != len(raw):
-            raise OSError(f"short write to {target.path}: {written} of {len(raw)} bytes "
-                          f"(disk full?)")
+        _pwrite_all(fd, np.ascontiguousarray(data).tobytes(), target.offset, target.path)
     finally:
         os.close(fd)
+
+
+def stream_slices(array: np.ndarray, slice_shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+    """Each slice of ``array`` in storage order; for a memory map, the pages of a slice
+    are released (``MADV_DONTNEED``) once the consumer asks for the next one.
+
+    Releasing a shared file mapping's pages loses nothing (they come back from the file
+    on the next access); it only keeps a writer's resident memory at one slice.
+    """
+    slices = array.reshape((-1, *slice_shape))
+    found = getattr(array, "_mmap", None)
+    mapping = found if isinstance(found, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED") \
+        else None
+    start = int(np.frombuffer(mapping, dtype=np.uint8).ctypes.data) if mapping is not None else 0
+    for flat in range(slices.shape[0]):
+        current = slices[flat]
+        yield current
+        if mapping is not None:
+            first = int(current.ctypes.data) - start
+            page = first - first % mmap.PAGESIZE
+            with contextlib.suppress(OSError, ValueError):
+                mapping.madvise(mmap.MADV_DONTNEED, page, first + current.nbytes - page)
 
 
 class VolumeBuffer:
@@ -90,13 +119,16 @@ class VolumeBuffer:
         self.plan = plan
         self._dtype = np.dtype(plan.dtype).newbyteorder("<")
         self._filled = np.zeros(plan.slice_count, dtype=bool)
+        self._slice_bytes = int(np.prod(plan.slice_shape)) * self._dtype.itemsize
         self.path: Path | None = None
+        self._fd: int | None = None
         if scratch is not None and plan.nbytes > memmap_threshold:
             self.path = Path(scratch)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "wb") as fh:
-                fh.truncate(plan.nbytes)  # sparse: disk is used only as slots fill
-            self._array: np.ndarray = np.memmap(self.path, dtype=self._dtype, mode="r+",
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.ftruncate(self._fd, plan.nbytes)  # sparse: disk is used only as slots fill
+            # Read-only: frames arrive by pwrite, so the map holds only what writers read.
+            self._array: np.ndarray = np.memmap(self.path, dtype=self._dtype, mode="r",
                                                 shape=plan.shape)
         else:
             self._array = np.zeros(plan.shape, dtype=self._dtype)
@@ -114,8 +146,13 @@ class VolumeBuffer:
     def put(self, frame_id: str, pixels: np.ndarray) -> None:
         """Copy one decoded frame into its slot (a frame sent twice overwrites itself)."""
         flat = self._flat(frame_id)
-        self._slices[flat] = _fit(pixels, self.plan.slice_shape, self._dtype,
-                                  f"frame {frame_id} of volume {self.plan.name}")
+        data = _fit(pixels, self.plan.slice_shape, self._dtype,
+                    f"frame {frame_id} of volume {self.plan.name}")
+        if self._fd is not None:
+            _pwrite_all(self._fd, np.ascontiguousarray(data).tobytes(),
+                        flat * self._slice_bytes, str(self.path))
+        else:
+            self._slices[flat] = data
         self._filled[flat] = True
 
     def targets(self) -> dict[str, SliceTarget]:
@@ -123,8 +160,7 @@ class VolumeBuffer:
         if self.path is None:
             raise ValueError(f"volume {self.plan.name} is assembled in memory; only a "
                              f"memory-mapped buffer can be written by other processes")
-        slice_bytes = int(np.prod(self.plan.slice_shape)) * self._dtype.itemsize
-        return {fid: SliceTarget(str(self.path), self.plan.flat_index(fid) * slice_bytes,
+        return {fid: SliceTarget(str(self.path), self.plan.flat_index(fid) * self._slice_bytes,
                                  self.plan.slice_shape, self._dtype.str)
                 for fid in self.plan.frame_ids}
 
@@ -162,6 +198,9 @@ class VolumeBuffer:
             if mapping is not None:
                 with contextlib.suppress(BufferError, ValueError):
                     mapping.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from nibabel.nifti1 import Nifti1Header
 
+from .buffer import stream_slices
 from .files import atomic_file, sidecar_path
 from .plan import VolumePlan
 from .scaling import Scaling, scaling_for, slice_values
@@ -76,16 +77,14 @@ def write_nifti(plan: VolumePlan, array: np.ndarray, path: Path, *,
                          f"{plan.shape}")
     scaling = scaling_for(plan)
     header = nifti_header(plan, scaling)
-    slices = array.reshape((-1, *plan.slice_shape))
     path = Path(path)
     with atomic_file(path) as tmp, open(tmp, "wb") as raw, \
             gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as gz:
         header.write_to(gz)
         # The buffer's C order (t, z, row, column[, sample]) is NIfTI's voxel order
         # (i = column fastest, then j, k, t), samples interleaved as RGB24 wants.
-        for flat in range(slices.shape[0]):
-            gz.write(np.ascontiguousarray(slice_values(plan, scaling, flat,
-                                                       slices[flat])).tobytes())
+        for flat, stored in enumerate(stream_slices(array, plan.slice_shape)):
+            gz.write(np.ascontiguousarray(slice_values(plan, scaling, flat, stored)).tobytes())
     if with_sidecar:
         write_sidecar(plan, sidecar_path(path), scaling)
     return path

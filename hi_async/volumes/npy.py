@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .buffer import stream_slices
 from .files import atomic_file, sidecar_path
 from .plan import VolumePlan
 from .scaling import scaling_for, slice_values
@@ -32,15 +33,14 @@ def write_npy(plan: VolumePlan, array: np.ndarray, path: Path) -> tuple[Path, Pa
     scaling = scaling_for(plan)
     samples = plan.samples_per_pixel
     spatial = plan.shape[:-1] if samples > 1 else plan.shape  # (t, z, rows, columns)
-    slices = array.reshape((-1, *plan.slice_shape))
     header = {"descr": np.lib.format.dtype_to_descr(scaling.dtype), "fortran_order": True,
               "shape": tuple(reversed(spatial)) + ((samples,) if samples > 1 else ())}
     path = Path(path)
     with atomic_file(path) as tmp, open(tmp, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, header)
         for sample in range(samples):
-            for flat in range(slices.shape[0]):
-                values = slice_values(plan, scaling, flat, slices[flat])
+            for flat, stored in enumerate(stream_slices(array, plan.slice_shape)):
+                values = slice_values(plan, scaling, flat, stored)
                 if samples > 1:
                     values = values[..., sample]
                 fh.write(np.ascontiguousarray(values).tobytes())

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .buffer import stream_slices
 from .files import atomic_file
 from .plan import VolumePlan
 from .scaling import real_values
@@ -43,13 +44,22 @@ def write_preview(plan: VolumePlan, array: np.ndarray, path: Path) -> Path:
         raise ValueError(f"{plan.name}: array shape {array.shape} is not the plan's "
                          f"{plan.shape}")
     volume = array[0] if plan.is_4d else array  # (z, rows, columns[, samples])
-    nz = volume.shape[0]
+    nz, rows, columns = volume.shape[:3]
     picks = sorted({round(float(v)) for v in np.linspace(0, nz - 1, min(nz, MAX_TILES))})
-    to_rgb = _display(plan, volume, picks)
+    # One pass over the slices (a memory map's pages are released as it goes): the
+    # picked slices, and one row and one column of every slice for the orthogonal views.
+    wanted = {*picks, nz // 2}
+    picked: dict[int, np.ndarray] = {}
+    across_rows, across_columns = [], []
+    for z, pixels in enumerate(stream_slices(volume, plan.slice_shape)):
+        if z in wanted:
+            picked[z] = np.array(pixels)
+        across_rows.append(np.array(pixels[rows // 2]))
+        across_columns.append(np.array(pixels[:, columns // 2]))
+    to_rgb = _display(plan, [picked[z] for z in picks], picks)
     dx, dy, dz = plan.spacing
-    rows, columns = volume.shape[1:3]
 
-    tiles = [_sized(to_rgb(volume[z], z), columns * dx, rows * dy, TILE) for z in picks]
+    tiles = [_sized(to_rgb(picked[z], z), columns * dx, rows * dy, TILE) for z in picks]
     per_row = math.ceil(math.sqrt(len(tiles)))
     tile_w, tile_h = tiles[0].size
     sheet_rows = math.ceil(len(tiles) / per_row)
@@ -58,11 +68,11 @@ def write_preview(plan: VolumePlan, array: np.ndarray, path: Path) -> Path:
     # Orthogonal middles; the slice axis runs upwards (k ascending to the top).
     extent = max(columns * dx, rows * dy, nz * dz)
     scale = ORTHO / extent
+    every = np.arange(nz)
     views = [
-        _scaled(to_rgb(volume[nz // 2], nz // 2), columns * dx, rows * dy, scale),
-        _scaled(_flip(_stack_rgb(to_rgb, volume[:, rows // 2])), columns * dx, nz * dz, scale),
-        _scaled(_flip(_stack_rgb(to_rgb, volume[:, :, columns // 2])), rows * dy, nz * dz,
-                scale),
+        _scaled(to_rgb(picked[nz // 2], nz // 2), columns * dx, rows * dy, scale),
+        _scaled(_flip(to_rgb(np.stack(across_rows), every)), columns * dx, nz * dz, scale),
+        _scaled(_flip(to_rgb(np.stack(across_columns), every)), rows * dy, nz * dz, scale),
     ]
     ortho_w = sum(v.size[0] for v in views) + _GAP * (len(views) - 1)
     ortho_h = max(v.size[1] for v in views)
@@ -86,7 +96,7 @@ def write_preview(plan: VolumePlan, array: np.ndarray, path: Path) -> Path:
     return path
 
 
-def _display(plan: VolumePlan, volume: np.ndarray, picks: list[int]) -> Display:
+def _display(plan: VolumePlan, slices: list[np.ndarray], picks: list[int]) -> Display:
     """A function (slice pixels, slice index) → uint8 RGB array, windowed for the series."""
     if plan.samples_per_pixel > 1:
         def colour(pixels: np.ndarray, z: int | np.ndarray) -> np.ndarray:
@@ -99,7 +109,8 @@ def _display(plan: VolumePlan, volume: np.ndarray, picks: list[int]) -> Display:
         center, width = plan.window
         low, high = center - width / 2, center + width / 2
     else:
-        sample = np.concatenate([real_values(plan, z, volume[z]).ravel() for z in picks])
+        sample = np.concatenate([real_values(plan, z, pixels).ravel()
+                                 for z, pixels in zip(picks, slices, strict=True)])
         low, high = (float(v) for v in np.percentile(sample, [1, 99]))
     if high <= low:
         high = low + 1.0
@@ -113,11 +124,6 @@ def _display(plan: VolumePlan, volume: np.ndarray, picks: list[int]) -> Display:
         level = np.clip((real - low) / (high - low) * 255.0, 0, 255).astype(np.uint8)
         return np.repeat(level[..., None], 3, axis=-1)
     return grey
-
-
-def _stack_rgb(to_rgb: Display, plane: np.ndarray) -> np.ndarray:
-    """A plane across slices (z first) through the display function, slices as rows."""
-    return np.asarray(to_rgb(plane, np.arange(plane.shape[0])))
 
 
 def _flip(image: np.ndarray) -> np.ndarray:

@@ -158,3 +158,27 @@ def test_finishing_an_incomplete_volume_writes_nothing_and_says_why(tmp_path: Pa
     assert "1 of 4 frames did not arrive" in result.note.message
     assert (result.volume, result.sidecar, result.preview) == (None, None, None)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def _resident_file_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    pytest.skip("no RssFile in /proc/self/status on this system")
+
+
+def test_a_memory_mapped_volume_is_filled_and_written_without_becoming_resident(
+        tmp_path: Path) -> None:
+    doc = document(axial_stack([1.0 * k for k in range(256)], rows=256, columns=256))
+    plan = plan_one(doc)  # 32 MiB of int16
+    buffer = VolumeBuffer(plan, scratch=buffer_path(tmp_path, plan), memmap_threshold=0)
+    before = _resident_file_kib()
+    frame = np.arange(256 * 256, dtype=np.int16).reshape(256, 256)
+    for frame_id in plan.frame_ids:
+        buffer.put(frame_id, frame)
+    result = finish_volume(buffer, tmp_path, fmt="npy", preview=True)
+    assert result.written
+    # Frames went in by pwrite and the writers released each slice's pages after use:
+    # far less than the volume's 32 MiB ever became resident.
+    assert _resident_file_kib() - before < 8 * 1024
+    assert np.array_equal(np.load(result.volume, mmap_mode="r")[:, :, 255], frame.T)
