@@ -12,8 +12,10 @@ orientations or sizes, several echoes, several temporal positions. The rules:
    (echo); AcquisitionNumber (acquisition). Failing those, AcquisitionTime or the
    instance order tells them apart by rank, with a warning.
 3. When every value of that attribute covers exactly the same positions, the group is
-   one 4-D stack (time, echo or acquisition on the 4th axis, ascending). Otherwise
-   each value becomes a 3-D stack of its own.
+   one 4-D stack (time, echo or acquisition on the 4th axis, ascending). When the
+   values differ slightly from slice to slice (a trigger time per slice) but every
+   position has the same number of repeats, the n-th value at each position makes the
+   n-th volume, with a warning. Otherwise each value becomes a 3-D stack of its own.
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ class Stack:
     def first(self) -> FrameInfo:
         return self.grid[0][0]
 
-    def sort_key(self) -> tuple[float, int]:
-        """Volumes of a series are numbered in acquisition order: lowest InstanceNumber."""
+    def sort_key(self) -> float:
+        """Volumes of a series are numbered in acquisition order: lowest InstanceNumber
+        first (the sort is stable, so stacks without numbers keep document order)."""
         numbers = [f.instance_number for row in self.grid for f in row
                    if f.instance_number is not None]
-        return (min(numbers) if numbers else float("inf"), 0)
+        return float(min(numbers)) if numbers else float("inf")
 
 
 _Key = Callable[[FrameInfo], Any]
@@ -107,25 +110,49 @@ def split_stacks(frames: Sequence[FrameInfo]) -> list[Stack]:
     clusters = position_clusters(frames)
     if all(len(c) == 1 for c in clusters):
         return [Stack([[c[0] for c in clusters]])]
+    where = {id(f): i for i, c in enumerate(clusters) for f in c}
     everything = tuple(range(len(clusters)))
+
+    def complete(rows: dict[Any, list[FrameInfo]]) -> bool:
+        return len(rows) > 1 and all(
+            tuple(sorted(where[id(f)] for f in row)) == everything for row in rows.values())
+
+    uniform = len({len(c) for c in clusters}) == 1  # as many repeats at every position
     for axis, name, read, by_value in _REPEAT_KEYS:
         if not _tells_apart(read, frames, clusters):
             continue
-        rows = _rows_by_value(clusters, read) if by_value else _rows_by_rank(clusters, read)
-        warnings = [] if by_value else [
-            f"slice positions repeat with no temporal position, echo or acquisition number "
-            f"to tell the repeats apart; they are told apart by {name} order"]
-        if len(rows) > 1 and all(_covers(r, clusters) == everything for r in rows.values()):
-            values = sorted(rows)
-            return [Stack([rows[v] for v in values], axis=axis, key=name,
-                          values=[_number(v) for v in values], warnings=warnings)]
-        stacks = []
-        for value, row in sorted(rows.items()):
-            note = (f"{name} {_number(value):g} does not cover the same slice positions as "
-                    f"the rest of the series: a volume of its own")
-            stacks.append(Stack([row], key=name, values=[_number(value)],
-                                warnings=[*warnings, note]))
-        return stacks
+        if by_value:
+            rows = _rows_by_value(clusters, read)
+            if complete(rows):
+                keys = sorted(rows)
+                return [Stack([rows[k] for k in keys], axis=axis, key=name,
+                              values=[_number(k) for k in keys])]
+            if uniform:
+                # The values differ a little from slice to slice (a trigger time per
+                # slice): the n-th value at each position is the n-th volume.
+                ranked = _rows_by_rank(clusters, read)
+                return [Stack(list(ranked.values()), axis=axis, key=name,
+                              values=[float(np.mean([_number(read(f)) for f in row]))
+                                      for row in ranked.values()],
+                              warnings=[f"{name} differs between the slices of one "
+                                        f"{axis} point; the n-th {name} at every slice "
+                                        f"position makes the n-th volume"])]
+            return [Stack([row], key=name, values=[_number(value)],
+                          warnings=[f"{name} {_number(value):g} does not cover the same "
+                                    f"slice positions as the rest of the series: a volume "
+                                    f"of its own"])
+                    for value, row in sorted(rows.items())]
+        rows = _rows_by_rank(clusters, read)
+        told = (f"slice positions repeat with no temporal position, echo or acquisition "
+                f"number to tell the repeats apart; they are told apart by {name} order")
+        if complete(rows):
+            return [Stack(list(rows.values()), axis=axis, key=name,
+                          values=[float(rank) for rank in rows], warnings=[told])]
+        return [Stack([row], key=name, values=[float(rank)],
+                      warnings=[told, f"repeat {rank} does not cover the same slice "
+                                      f"positions as the rest of the series: a volume of "
+                                      f"its own"])
+                for rank, row in rows.items()]
     raise AssertionError("the instance order always tells repeats apart")
 
 
@@ -157,12 +184,6 @@ def _rows_by_rank(clusters: list[list[FrameInfo]], read: _Key) -> dict[Any, list
         for rank, frame in enumerate(sorted(cluster, key=read), start=1):
             rows[rank].append(frame)
     return dict(rows)
-
-
-def _covers(row: Sequence[FrameInfo], clusters: list[list[FrameInfo]]) -> tuple[int, ...]:
-    """The positions (cluster indices) ``row`` has a frame at, in order."""
-    where = {id(f): i for i, c in enumerate(clusters) for f in c}
-    return tuple(sorted(where[id(f)] for f in row))
 
 
 def _number(value: Any) -> float:

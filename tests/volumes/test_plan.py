@@ -271,3 +271,12 @@ def test_the_time_step_falls_back_to_acquisition_times_when_trigger_times_are_eq
                    TriggerTime="0", AcquisitionTime=f"0930{5 * t + z:02d}")
              for t in range(3) for z in range(2)]
     assert plan_one(document(stack)).time_step == pytest.approx(5.0)
+
+
+def test_trigger_times_that_differ_per_slice_still_form_one_4d_volume() -> None:
+    stack = [image((0, 0, 2 * z), number=t * 3 + z + 1, TriggerTime=ds(100 * t + 7 * z))
+             for t in range(2) for z in range(3)]
+    plan = plan_one(document(stack))
+    assert (plan.fourth_axis, plan.fourth_key, plan.shape[:2]) == ("time", "TriggerTime", (2, 3))
+    assert plan.fourth_values == (7.0, 107.0)
+    assert "TriggerTime differs between the slices of one time point" in plan.warnings[0]
