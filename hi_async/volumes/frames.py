@@ -78,7 +78,6 @@ class FrameInfo:
     echo_time: float | None  # ms
     acquisition_number: int | None
     localizer: bool
-    multiframe: bool  # from an instance holding more than one frame
     rescale_type: str | None = None
 
 
@@ -171,7 +170,6 @@ def _instance_frames(series_uid: str, sop_uid: str, attrs: Attrs, series_attrs: 
             echo_time=echo_time,
             acquisition_number=acquisition,
             localizer="LOCALIZER" in image_type or "LOCALIZER" in frame_type,
-            multiframe=len(entries) > 1,
             rescale_type=text(get("RescaleType")),
         )
 

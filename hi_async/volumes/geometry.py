@@ -103,13 +103,15 @@ def stack_geometry(orientation: Sequence[float], pixel_spacing: Sequence[float],
         step_mm = float(np.median(steps))
         warnings += _spacing_warnings(steps, step_mm, projections)
         drift = _sideways_drift(points, projections, n)
-        step = n * step_mm + drift * step_mm
-        if np.linalg.norm(drift) * (projections[-1] - projections[0]) > TILT_MM:
+        sideways_mm = float(np.linalg.norm(drift)) * float(projections[-1] - projections[0])
+        if sideways_mm > TILT_MM:
+            step = n * step_mm + drift * step_mm
             angle = float(np.degrees(np.arctan(np.linalg.norm(drift))))
             warnings.append(
                 f"gantry tilt: slice positions run {angle:.2f}° off the normal of the image "
-                f"plane; the affine is sheared to keep every voxel where it was acquired "
-                f"(the NIfTI sform is exact, the qform cannot hold a shear)")
+                f"plane ({sideways_mm:.2f} mm sideways over the stack); the affine is "
+                f"sheared to keep every voxel where it was acquired (the NIfTI sform is "
+                f"exact, the qform cannot hold a shear)")
         else:
             step = n * step_mm
         worst = _worst_misplacement(points, points[0], step)

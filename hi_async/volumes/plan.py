@@ -112,12 +112,14 @@ class VolumePlan:
         return index[0] * self.shape[1] + index[1] if self.is_4d else index[0]
 
 
-def plan_volumes(doc: Mapping[str, Any]) -> tuple[list[VolumePlan], list[Note]]:
+def plan_volumes(doc: Mapping[str, Any], image_set_id: str | None = None,
+                 ) -> tuple[list[VolumePlan], list[Note]]:
     """Plans for every series of an image set metadata document, and notes on the rest.
 
-    Raises MetadataError when the document is malformed (as the frame parser does).
+    ``image_set_id`` defaults to the document's ``ImageSetID``. Raises MetadataError when
+    the document is malformed (as the frame parser does).
     """
-    image_set_id = str(doc.get("ImageSetID") or "")
+    image_set_id = image_set_id or str(doc.get("ImageSetID") or "")
     plans: list[VolumePlan] = []
     notes: list[Note] = []
     for uid, series_attrs, frames in series_frames(doc):
