@@ -1,0 +1,146 @@
+"""The volume tests' study: every case written as DICOM, imported through the local stack
+in one real import job, its metadata and decoded frames fetched with the library, and
+the same files converted by dcm2niix. Built once per session (about ten seconds).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import boto3
+import numpy as np
+import pytest
+from botocore.config import Config
+
+import hi_async
+from hi_async.local.stack import LocalStack
+from hi_async.settings import Settings
+
+from .cases import CASES, Case
+
+BUCKET = "hi-async-volume-tests"
+ROLE = "arn:aws:iam::123456789012:role/ImportRole"
+KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+@dataclass
+class Imported:
+    """One case after the round trip: its metadata, frames and dcm2niix's conversion."""
+
+    case: Case
+    folder: Path  # the DICOM files
+    image_set_id: str
+    doc: dict[str, Any]
+    pixels: dict[str, np.ndarray]  # frame ID → decoded frame
+    dcm2niix: list[Path] = field(default_factory=list)  # every .nii it wrote
+
+
+@dataclass
+class Study:
+    datastore_id: str
+    cases: dict[str, Imported]
+
+
+def dcm2niix_binary() -> str:
+    """The binary the PyPI package ships (the test extra installs it)."""
+    import dcm2niix
+
+    return str(dcm2niix.bin)
+
+
+def _import(url: str, root: Path) -> tuple[str, list[str]]:
+    """Upload ``root`` to S3 and import it with StartDICOMImportJob; (data store, image sets)."""
+    kw: dict[str, Any] = dict(endpoint_url=url, region_name="us-east-1",
+                              config=Config(inject_host_prefix=False), **KEYS)
+    s3, mi = boto3.client("s3", **kw), boto3.client("medical-imaging", **kw)
+    s3.create_bucket(Bucket=BUCKET)
+    for path in sorted(root.rglob("*.dcm")):
+        s3.put_object(Bucket=BUCKET, Key=f"in/{path.parent.name}/{path.name}",
+                      Body=path.read_bytes())
+    datastore = mi.create_datastore(datastoreName="volume-tests")["datastoreId"]
+    deadline = time.monotonic() + 60
+    while mi.get_datastore(datastoreId=datastore)["datastoreProperties"][
+            "datastoreStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline, "data store never became ACTIVE"
+        time.sleep(0.05)
+    job = mi.start_dicom_import_job(datastoreId=datastore, dataAccessRoleArn=ROLE,
+                                    inputS3Uri=f"s3://{BUCKET}/in/",
+                                    outputS3Uri=f"s3://{BUCKET}/out/")
+    while True:
+        props = mi.get_dicom_import_job(datastoreId=datastore,
+                                        jobId=job["jobId"])["jobProperties"]
+        if props["jobStatus"] in ("COMPLETED", "FAILED"):
+            break
+        assert time.monotonic() < deadline + 120, "import job did not finish"
+        time.sleep(0.05)
+    assert props["jobStatus"] == "COMPLETED", props
+    bucket, key = props["outputS3Uri"][len("s3://"):].split("/", 1)
+    manifest = None
+    while manifest is None:  # the manifest may appear just after COMPLETED
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key + "job-output-manifest.json")["Body"]
+            manifest = json.loads(body.read())["jobSummary"]
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.05)
+    files = len(list(root.rglob("*.dcm")))
+    assert manifest["numberOfImportedFiles"] == files, manifest
+    return datastore, [s["imageSetId"] for s in manifest["imageSetsSummary"]]
+
+
+def _metadata(url: str, datastore: str, image_set_id: str) -> dict[str, Any]:
+    mi = boto3.client("medical-imaging", endpoint_url=url, region_name="us-east-1",
+                      config=Config(inject_host_prefix=False), **KEYS)
+    blob = mi.get_image_set_metadata(datastoreId=datastore, imageSetId=image_set_id)
+    doc: dict[str, Any] = json.loads(gzip.decompress(blob["imageSetMetadataBlob"].read()))
+    return doc
+
+
+def _frames(url: str, datastore: str, image_sets: list[str]) -> dict[str, np.ndarray]:
+    """Every frame, decoded and CRC-verified by the library."""
+    settings = Settings(endpoint_url=url, region="us-east-1", access_key_id="test",
+                        secret_access_key="test", fetchers=8, decoders=2, pool="thread")
+    pixels: dict[str, np.ndarray] = {}
+
+    async def main() -> None:
+        async with hi_async.Downloader(settings) as dl:
+            async for frame in dl.frames(datastore, image_set_ids=image_sets, want="pixels"):
+                pixels[frame.ref.image_frame_id] = frame.pixels
+
+    anyio.run(main)
+    return pixels
+
+
+@pytest.fixture(scope="session")
+def volume_study(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Study:
+    root = tmp_path_factory.mktemp("volume-dicom")
+    converted = tmp_path_factory.mktemp("volume-dcm2niix")
+    for case in CASES:
+        case.write(root / case.name, case.series_uid)
+    datastore, image_sets = _import(local_stack.url, root)
+    docs = {}
+    for image_set_id in image_sets:
+        doc = _metadata(local_stack.url, datastore, image_set_id)
+        (series_uid,) = doc["Study"]["Series"]
+        docs[series_uid] = (image_set_id, doc)
+    pixels = _frames(local_stack.url, datastore, image_sets)
+    binary = dcm2niix_binary()
+    cases = {}
+    for case in CASES:
+        image_set_id, doc = docs[case.series_uid]
+        frame_ids = {f["ID"] for i in doc["Study"]["Series"][case.series_uid]["Instances"]
+                     .values() for f in i["ImageFrames"]}
+        out = converted / case.name
+        out.mkdir()
+        subprocess.run([binary, "-z", "n", "-b", "n", "-f", case.name, "-o", str(out),
+                        str(root / case.name)], check=True, capture_output=True, timeout=60)
+        cases[case.name] = Imported(case, root / case.name, image_set_id, doc,
+                                    {fid: pixels[fid] for fid in frame_ids},
+                                    sorted(out.glob("*.nii")))
+    return Study(datastore, cases)
