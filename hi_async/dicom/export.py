@@ -26,7 +26,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ..aws.errors import is_fatal_for_run
-from ..errors import HiAsyncError, MetadataError
+from ..errors import HiAsyncError, MetadataError, OutputError
 from ..metadata import gunzip_bounded, parse_metadata
 from ..model import EncodedFrame, FrameRef
 from ..verify import Check, verify_frame
@@ -100,8 +100,8 @@ async def export_instance(doc: Mapping[str, Any], refs: Sequence[FrameRef],
         await anyio.to_thread.run_sync(functools.partial(
             write_instance, path, build.dataset, frames, syntax))
     except HiAsyncError as exc:
-        if is_fatal_for_run(exc):
-            raise
+        if isinstance(exc, OutputError) or is_fatal_for_run(exc):
+            raise  # the output folder, not this instance: every other one would fail too
         raise failed(None, exc.message) from None
     return ExportedInstance(path, sop, len(frames), bool(build.losses))
 

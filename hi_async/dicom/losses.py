@@ -67,6 +67,7 @@ NOTE_PREFIX = ("Rebuilt from AWS HealthImaging image set metadata. Not available
 #: ST values hold at most 1024 characters (PS3.5 table 6.2-1).
 _ST_MAX = 1024
 _ICON_IMAGE_SEQUENCE = 0x00880200
+_CONTRIBUTING_EQUIPMENT = 0x0018A001
 _LUT_SEQUENCES = {0x00283000: "ModalityLUTSequence", 0x00283010: "VOILUTSequence",
                   0x20500010: "PresentationLUTSequence"}
 _PALETTE = ("Red", "Green", "Blue")
@@ -139,8 +140,8 @@ def add_note(ds: Dataset, losses: list[str], software_version: str) -> None:
     item.ManufacturerModelName = "hi_async"
     item.SoftwareVersions = software_version
     item.ContributionDescription = note_text(losses)
-    existing = ds.get("ContributingEquipmentSequence")
-    items = list(existing) if existing is not None and existing.value else []
+    existing = ds.get(_CONTRIBUTING_EQUIPMENT)
+    items = list(existing.value) if existing is not None and existing.value else []
     ds.ContributingEquipmentSequence = Sequence([*items, item])
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
@@ -87,8 +88,7 @@ def with_pixel_data(ds: Dataset, frames: Sequence[InstanceFrame], syntax: Syntax
     stored = str(ds.file_meta.TransferSyntaxUID)
     kind = _kind_of(stored, ds)
     _check_frames(ds, frames)
-    out = ds.copy()
-    out.file_meta = FileMetaDataset(ds.file_meta)
+    out = _new_dataset(ds)
     for tag in _EXTENDED_OFFSETS:
         if tag in out:
             del out[tag]
@@ -102,6 +102,23 @@ def with_pixel_data(ds: Dataset, frames: Sequence[InstanceFrame], syntax: Syntax
     else:
         _put_encapsulated(out, frames, kind, stored)
     return out
+
+
+def _new_dataset(ds: Dataset) -> Dataset:
+    """A dataset holding the same elements as ``ds``, in a dict (and file meta) of its own.
+
+    pydicom's copies share the element dict, and setting an attribute changes the element
+    in place; so the elements that change are replaced (:func:`_put`), never changed.
+    """
+    out = Dataset({elem.tag: elem for elem in ds})
+    out.file_meta = FileMetaDataset({elem.tag: elem for elem in ds.file_meta})
+    return out
+
+
+def _put(ds: Dataset, keyword: str, value: Any) -> None:
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    ds[tag] = DataElement(tag, dictionary_VR(tag), value)
 
 
 def _kind_of(stored: str, ds: Dataset) -> str:
@@ -136,8 +153,8 @@ def _put_encapsulated(out: Dataset, frames: Sequence[InstanceFrame], kind: str,
                       stored: str) -> None:
     fragments = [bare_codestream(f.data) if kind == _J2K else bytes(f.data) for f in frames]
     if kind == _J2K and _int(out, "SamplesPerPixel", 1) > 1:
-        out.PhotometricInterpretation = _stored_colour(out, fragments[0])
-        out.PlanarConfiguration = 0
+        _put(out, "PhotometricInterpretation", _stored_colour(out, fragments[0]))
+        _put(out, "PlanarConfiguration", 0)
     packed = encapsulate_frames(fragments)
     element = DataElement(_PIXEL_DATA, "OB", packed.pixel_data)
     # Said outright: pydicom cannot tell from a syntax it does not know (JPEG XL) that
@@ -145,9 +162,9 @@ def _put_encapsulated(out: Dataset, frames: Sequence[InstanceFrame], kind: str,
     element.is_undefined_length = True
     out[_PIXEL_DATA] = element
     if packed.extended_offsets is not None:
-        out.ExtendedOffsetTable = packed.extended_offsets
-        out.ExtendedOffsetTableLengths = packed.extended_lengths
-    out.file_meta.TransferSyntaxUID = UID(stored)
+        _put(out, "ExtendedOffsetTable", packed.extended_offsets)
+        _put(out, "ExtendedOffsetTableLengths", packed.extended_lengths)
+    _put(out.file_meta, "TransferSyntaxUID", UID(stored))
 
 
 def _put_native(out: Dataset, frames: Sequence[InstanceFrame], kind: str) -> None:
@@ -163,10 +180,10 @@ def _put_native(out: Dataset, frames: Sequence[InstanceFrame], kind: str) -> Non
         pixels = _pixels_of(frame, number, out, shape)
         chunks.append(np.ascontiguousarray(pixels.astype(dtype, copy=False)).tobytes())
     if _int(out, "SamplesPerPixel", 1) > 1:
-        out.PhotometricInterpretation = _native_colour(out, kind)
-        out.PlanarConfiguration = 0
+        _put(out, "PhotometricInterpretation", _native_colour(out, kind))
+        _put(out, "PlanarConfiguration", 0)
     out[_PIXEL_DATA] = DataElement(_PIXEL_DATA, "OB" if bits == 8 else "OW", b"".join(chunks))
-    out.file_meta.TransferSyntaxUID = UID(EXPLICIT_VR_LITTLE_ENDIAN)
+    _put(out.file_meta, "TransferSyntaxUID", UID(EXPLICIT_VR_LITTLE_ENDIAN))
 
 
 def _stored_colour(out: Dataset, codestream: bytes) -> str:
@@ -213,7 +230,7 @@ def _put_bits(out: Dataset, frames: Sequence[InstanceFrame]) -> None:
                                        f"({frame.content_type}): pass its decoded pixels")
     data = np.packbits(np.concatenate(bits), bitorder="little").tobytes()
     out[_PIXEL_DATA] = DataElement(_PIXEL_DATA, "OB", data)
-    out.file_meta.TransferSyntaxUID = UID(EXPLICIT_VR_LITTLE_ENDIAN)
+    _put(out.file_meta, "TransferSyntaxUID", UID(EXPLICIT_VR_LITTLE_ENDIAN))
 
 
 def _frame_shape(ds: Dataset) -> tuple[int, ...]:

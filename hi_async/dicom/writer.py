@@ -25,8 +25,9 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_dataset, write_file_meta_info
 
+from ..errors import OutputError
 from ..paths import check_server_id
-from .errors import UnsafeName
+from .errors import BadAttribute, UnsafeName
 from .pixels import InstanceFrame, Syntax, with_pixel_data
 
 _UID_NAME = re.compile(r"[0-9][0-9.]*")
@@ -61,22 +62,32 @@ def write_instance(path: Path, dataset: Dataset, frames: Sequence[InstanceFrame]
     """Write ``dataset`` (from :func:`instance_dataset`) with ``frames`` as a DICOM Part 10
     file at ``path``, atomically; returns ``path``.
 
-    Every frame must already be verified: nothing here checks a checksum.
+    Every frame must already be verified: nothing here checks a checksum. Raises
+    :class:`~hi_async.errors.OutputError` when the file system refuses (disk full, no
+    permission) and :class:`BadAttribute` when a value cannot be encoded.
     """
     full = with_pixel_data(dataset, frames, syntax)
     path = Path(path)
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             _write_part10(fh, full)
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is None:
+            # pydicom reports a value it cannot encode as an OSError without errno.
+            raise BadAttribute(f"instance {dataset.get('SOPInstanceUID')} has a value that "
+                               f"cannot be written: {exc}") from None
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}",
+                              hint="check the free space and permissions of the output "
+                              "folder") from None
         raise
     return path
 
