@@ -85,15 +85,19 @@ def repair_and_list_losses(ds: Dataset, by_reference: Iterable[str]) -> list[str
 
 def _overlays_without_data(ds: Dataset) -> list[str]:
     losses = []
-    for group in range(0x6000, 0x6020, 2):
-        tags = [elem.tag for elem in ds if elem.tag.group == group]
-        if not tags or (group << 16 | 0x3000) in ds:
+    tags_by_group: dict[int, list[int]] = {}
+    for tag, _ in ds.items():  # one pass, unsorted (iterating a Dataset sorts it)
+        group = tag >> 16
+        if 0x6000 <= group <= 0x601E and not group & 1:
+            tags_by_group.setdefault(group, []).append(int(tag))
+    for group, tags in sorted(tags_by_group.items()):
+        if (group << 16 | 0x3000) in ds:
             continue
         bits = ds.get((group, 0x0100))
         if bits is not None and bits.value not in (None, 1):
             continue  # a retired overlay held in the pixel data's unused bits: intact
-        for tag in tags:
-            del ds[tag]
+        for overlay_tag in tags:
+            del ds[overlay_tag]
         losses.append(f"overlay plane {group:04X} (OverlayData; the plane was removed)")
     return losses
 

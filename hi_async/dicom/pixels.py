@@ -110,8 +110,8 @@ def _new_dataset(ds: Dataset) -> Dataset:
     pydicom's copies share the element dict, and setting an attribute changes the element
     in place; so the elements that change are replaced (:func:`_put`), never changed.
     """
-    out = Dataset({elem.tag: elem for elem in ds})
-    out.file_meta = FileMetaDataset({elem.tag: elem for elem in ds.file_meta})
+    out = Dataset(dict(ds.items()))
+    out.file_meta = FileMetaDataset(dict(ds.file_meta.items()))
     return out
 
 
