@@ -26,8 +26,13 @@ Dropped on import, so no export can give it back:
   Sequence pixel data"); the sequence is removed and noted.
 - **Group length elements** (gggg,0000) outside the file meta: retired; they describe an
   encoding, not data.
-- **VRs of private elements inside sequences**: the metadata gives none; see
-  ``attributes.py`` for how they are inferred.
+- **VRs the metadata does not carry**: a public element named by keyword gets its
+  dictionary VR back, even if the file had written it with another; private elements
+  inside sequences have none in the metadata (see ``attributes.py`` for how they are
+  inferred; a binary one comes back as text).
+- **Text encodings byte for byte**: text is kept as decoded characters and encoded again
+  with the instance's Specific Character Set; the characters are the same, ISO 2022
+  escape sequences may be placed differently.
 - **Per-instance values of Patient, Study and Series attributes**: the image set holds one
   value for each; instances whose Patient or Study attributes differ go to another image
   set on import, and for Series attributes the last instance imported sets the value

@@ -25,7 +25,10 @@ The Image Pixel attributes follow the pixels actually written:
   undo the colour transforms, so colour is RGB, except YCbCr samples kept as such
   (YBR_FULL); always interleaved, Planar Configuration 0.
 
-Video (MPEG-2, H.264, HEVC) is not exported: it is refused with a clear error.
+Video (MPEG-2, H.264, HEVC) is not exported: it is refused with a clear error. Frames with
+samples wider than 31 bits (32-bit RT Dose, say) are stored as 32-bit HTJ2K, which
+OpenJPH decodes but OpenJPEG (pydicom's and most viewers' decoder) refuses; export those
+``native`` for such readers.
 
 Pure: frames in, a new dataset out; the input dataset is not changed.
 """

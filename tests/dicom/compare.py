@@ -35,6 +35,8 @@ class Comparison:
 
     differences: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    #: Elements found in both and compared (sequences and their items' elements each).
+    compared: int = 0
 
 
 def compare(original: Dataset, exported: Dataset) -> Comparison:
@@ -57,7 +59,9 @@ def _overlay_without_data(original: Dataset, group: int) -> bool:
 def _skipped(elem: DataElement, original: Dataset, path: str) -> str | None:
     """Why ``elem`` is not expected in the export unchanged, or None when it is."""
     tag = elem.tag
-    if tag.group == 0x0002 or tag.element == 0 or tag in PIXEL_TAGS:
+    if tag.element == 0:
+        return "retired group length, dropped on import"
+    if tag.group == 0x0002 or tag in PIXEL_TAGS:
         return "regenerated"
     if not path and tag in REDESCRIBED:
         return "re-described"
@@ -94,6 +98,7 @@ def _walk(original: Dataset, exported: Dataset, path: str, result: Comparison) -
 
 def _compare(elem: DataElement, other: DataElement, where: str, path: str,
              result: Comparison) -> None:
+    result.compared += 1
     private_in_item = bool(path) and elem.tag.is_private
     if elem.VR != other.VR and elem.VR not in AMBIGUOUS and not private_in_item:
         result.differences.append(f"{where} {elem.keyword}: VR {elem.VR} became {other.VR}")

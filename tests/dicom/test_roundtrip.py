@@ -35,6 +35,28 @@ HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
 SYNTAXES = ("stored", "native")
 
 
+#: (source, syntax) → Photometric Interpretation written: the rules of pixels.py.
+PHOTOMETRIC = {
+    ("examples_jpeg2k.dcm", "stored"): "YBR_RCT",  # RGB samples under OpenJPH's RCT
+    ("examples_jpeg2k.dcm", "native"): "RGB",
+    ("SC_rgb_rle_2frame.dcm", "stored"): "YBR_RCT",
+    ("SC_rgb_rle_2frame.dcm", "native"): "RGB",
+    ("SC_rgb_rle_16bit_2frame.dcm", "stored"): "YBR_RCT",
+    ("SC_rgb_rle_16bit_2frame.dcm", "native"): "RGB",
+    ("SC_ybr_full_422_uncompressed.dcm", "stored"): "YBR_FULL",  # upsampled YCbCr samples
+    ("SC_ybr_full_422_uncompressed.dcm", "native"): "YBR_FULL",
+    ("SC_rgb_jpeg_dcmtk.dcm", "stored"): "YBR_FULL",  # the file's own: these are its bytes
+    ("SC_rgb_jpeg_dcmtk.dcm", "native"): "RGB",  # libjpeg-turbo converts to RGB
+    ("examples_ybr_color.dcm", "stored"): "YBR_FULL_422",
+    ("examples_ybr_color.dcm", "native"): "RGB",
+    ("SC_rgb_gdcm_KY.dcm", "stored"): "RGB",
+    ("SC_rgb_gdcm_KY.dcm", "native"): "RGB",
+    ("examples_palette.dcm", "stored"): "PALETTE COLOR",
+    ("examples_palette.dcm", "native"): "PALETTE COLOR",
+    ("CT_small.dcm", "native"): "MONOCHROME2",
+}
+
+
 def _frames(ds: pydicom.Dataset) -> list[bytes]:
     count = int(ds.get("NumberOfFrames") or 1)
     return list(generate_frames(ds.PixelData, number_of_frames=count))
@@ -66,6 +88,12 @@ def test_export_reads_back_with_the_original_elements(round_trip: RoundTrip, nam
                                                                          syntax)
     result = compare(original, exported)
     assert result.differences == []
+    # The attributes compare() leaves to this test: changed only where listed above.
+    assert exported.PhotometricInterpretation == PHOTOMETRIC.get(
+        (name, syntax), original.PhotometricInterpretation)
+    for keyword in ("PlanarConfiguration", "LossyImageCompression"):
+        if keyword in original:
+            assert exported.get(keyword) == original.get(keyword), keyword
 
 
 def _decoded(exported: pydicom.Dataset, name: str) -> np.ndarray:
@@ -140,26 +168,6 @@ def test_jph_frames_are_encapsulated_as_bare_codestreams_with_an_offset_table(
     offsets = parse_basic_offsets(exported.PixelData)
     sizes = [len(f) + len(f) % 2 + 8 for f in frames]
     assert offsets == [sum(sizes[:i]) for i in range(len(frames))]
-
-
-#: (source, syntax) → Photometric Interpretation written: the rules of pixels.py.
-PHOTOMETRIC = {
-    ("examples_jpeg2k.dcm", "stored"): "YBR_RCT",  # RGB samples under OpenJPH's RCT
-    ("examples_jpeg2k.dcm", "native"): "RGB",
-    ("SC_rgb_rle_2frame.dcm", "stored"): "YBR_RCT",
-    ("SC_rgb_rle_2frame.dcm", "native"): "RGB",
-    ("SC_ybr_full_422_uncompressed.dcm", "stored"): "YBR_FULL",  # upsampled YCbCr samples
-    ("SC_ybr_full_422_uncompressed.dcm", "native"): "YBR_FULL",
-    ("SC_rgb_jpeg_dcmtk.dcm", "stored"): "YBR_FULL",  # the file's own: these are its bytes
-    ("SC_rgb_jpeg_dcmtk.dcm", "native"): "RGB",  # libjpeg-turbo converts to RGB
-    ("examples_ybr_color.dcm", "stored"): "YBR_FULL_422",
-    ("examples_ybr_color.dcm", "native"): "RGB",
-    ("SC_rgb_gdcm_KY.dcm", "stored"): "RGB",
-    ("SC_rgb_gdcm_KY.dcm", "native"): "RGB",
-    ("examples_palette.dcm", "stored"): "PALETTE COLOR",
-    ("examples_palette.dcm", "native"): "PALETTE COLOR",
-    ("CT_small.dcm", "native"): "MONOCHROME2",
-}
 
 
 @pytest.mark.parametrize(("name", "syntax"), sorted(PHOTOMETRIC))
