@@ -79,7 +79,13 @@ async def export_instance(doc: Mapping[str, Any], refs: Sequence[FrameRef],
                           fetch: FrameSource, out_dir: Path, syntax: Syntax = "stored", *,
                           refetches: int = 1) -> ExportedInstance:
     """Fetch and verify every frame of one instance (``refs``, in frame order), then write
-    it. Raises :class:`InstanceFailed` naming the instance (and frame) when it cannot."""
+    it. Raises :class:`InstanceFailed` naming the instance (and frame) when it cannot.
+
+    The frames of one instance are fetched one after the other; callers run instances
+    side by side (as :func:`export_image_set` does).
+    """
+    if not refs or len({(r.series_instance_uid, r.sop_instance_uid) for r in refs}) != 1:
+        raise ValueError("export_instance takes the frame refs of exactly one instance")
     first = refs[0]
     image_set, series, sop = first.image_set_id, first.series_instance_uid, first.sop_instance_uid
 

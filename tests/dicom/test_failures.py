@@ -111,3 +111,12 @@ async def test_a_frame_without_a_checksum_cannot_be_verified_so_its_instance_fai
         await export_instance(doc, group, fetch, tmp_path)
     assert caught.value.sop_uid == sop
     assert _files(tmp_path) == []
+
+
+async def test_export_instance_takes_the_frames_of_exactly_one_instance(
+        tmp_path: Path) -> None:
+    async def fetch(frame_id: str) -> tuple[bytes, str | None]:
+        raise AssertionError("nothing is fetched")
+
+    with pytest.raises(ValueError, match="exactly one instance"):
+        await export_instance({}, [], fetch, tmp_path)
