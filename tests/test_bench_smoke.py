@@ -8,6 +8,7 @@ on the same frames, verified all of them, and that the report carries what it pr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import Any
 
 import pytest
 
-CLIENT_RUNS = ("jph-0ms", "sequential", "headline-none", "headline-npy", "headline-none-sdk",
-               "mr-1x", "mr-10x")
+CLIENT_RUNS = ("jph-0ms", "fmt-none", "fmt-jph", "fmt-npy", "fmt-raw", "fmt-raw-1w",
+               "fmt-none-1w", "sequential", "headline-none", "headline-none-sdk", "mr-1x",
+               "mr-10x")
 
 
 def _bench(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
@@ -48,7 +50,9 @@ def test_every_mode_verifies_every_frame_of_the_same_study(quick: tuple[dict, st
         assert run["error"] is None, (name, run["error"])
         assert run["frames"] > 0 and run["verified"] == run["frames"], name
     assert runs["headline-none"]["frames"] == everything
-    assert runs["headline-npy"]["frames"] == everything
+    for fmt in ("none", "jph", "npy", "raw"):
+        assert runs[f"fmt-{fmt}"]["frames"] == everything, fmt
+    assert len(runs["fmt-raw"]["workers"]) >= 1 and not runs["fmt-raw-1w"]["workers"]
     assert runs["sequential"]["frames"] == everything  # --quick: the whole tiny study
     assert runs["mr-10x"]["frames"] == 10 * runs["mr-1x"]["frames"] == study["mr"]["frames"]
     groups = runs["ceiling"]["groups"]
@@ -65,12 +69,14 @@ def test_each_client_run_is_measured_with_the_emulator_beside_it(quick: tuple[di
         assert run["wallSeconds"] > 0 and run["cpuSeconds"] > 0, name
         assert run["peakRssBytes"] > 0, name
         assert run["emulator"]["cpuSeconds"] >= 0, name
-        assert run["config"]["latencyMs"] == (0.0 if name == "jph-0ms" else 50.0)
+        expected = 0.0 if name == "jph-0ms" else 5.0 if name.startswith("fmt-") else 50.0
+        assert run["config"]["latencyMs"] == expected, name
     none = doc["runs"]["headline-none"]
     assert none["startupSeconds"] is not None and none["startupSeconds"] < none["wallSeconds"]
     stages = none["stages"]
-    assert set(stages["busySeconds"]) >= {"fetch", "decode"}
-    assert stages["bottleneck"] in ("metadata", "fetch", "decode", "sink")
+    assert set(stages["busySeconds"]) >= {"metadata", "sink"}
+    assert stages["bottleneck"] in ("metadata", "frames", "sink")
+    assert stages["clientCoresUsed"] > 0
 
 
 def test_report_has_machine_versions_targets_and_import_throughput(
@@ -81,10 +87,16 @@ def test_report_has_machine_versions_targets_and_import_throughput(
         assert doc["versions"][package], package
     assert doc["settings"]["quick"] is True
     targets = {t["metric"]: t for t in doc["derived"]["targets"]}
-    assert set(targets) == {"speedupVsSequential", "marginalCpuVsCeiling", "peakRssRatio",
-                            "emulatorMaxCoreShare"}
-    for t in targets.values():
-        assert t["status"] in ("PASS", "MISS") and isinstance(t["value"], float)
+    assert set(targets) == {"rawVsPeer", "jphVsPeer", "rawVsNone", "marginalCpuVsBare",
+                            "speedupVsSequential", "peakRssRatio", "emulatorMaxCoreShare"}
+    for name, t in targets.items():
+        if name in ("rawVsPeer", "jphVsPeer"):  # no --peer-cpp here: skipped, and says so
+            assert t["status"] == "SKIPPED" and t["value"] is None
+            continue
+        assert t["status"] in ("PASS", "MISS") and isinstance(t["value"], float), name
+    assert any("--peer-cpp" in note for note in doc["notes"])
+    ceiling = doc["runs"]["ceiling"]["groups"]["mr"]
+    assert ceiling["pureDecodeCpuMsPerFrame"] > 0 and ceiling["bareCpuMsPerFrame"] > 0
     assert "note" in targets["speedupVsSequential"]  # the tiny study is below 2000 frames
     for group in ("ct", "mr"):
         assert doc["study"][group]["importJob"]["instancesPerSecond"] > 0
@@ -114,3 +126,23 @@ def test_quick_sweep_covers_each_factor_and_plots(tmp_path: Path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert "plot skipped: matplotlib is not installed" in stdout
+
+
+PEER = os.environ.get("HI_ASYNC_PEER_CPP")
+
+
+@pytest.mark.skipif(not PEER, reason="set HI_ASYNC_PEER_CPP to AWS's C++ sample (ahi-retrieve) "
+                    "to run it as a column (peers.md tells how to build it)")
+def test_the_cpp_sample_runs_as_a_column_on_the_same_frames(tmp_path: Path) -> None:
+    doc, stdout = _bench(tmp_path, "--peer-cpp", str(PEER), "--no-standalone")
+    everything = doc["study"]["ct"]["frames"] + doc["study"]["mr"]["frames"]
+    for fmt in ("raw", "jph"):
+        run = doc["runs"][f"peer-{fmt}"]
+        assert run["error"] is None, run["error"]
+        assert run["expectedFrames"] == everything
+        # It can exit before its decode pool wrote the last frame or two (peers.md).
+        assert everything - 2 <= run["frames"] <= everything, fmt
+        assert {t["label"] for t in run["tries"]} == {f"peer-{fmt}-c16", f"peer-{fmt}-c64"}
+    targets = {t["metric"]: t for t in doc["derived"]["targets"]}
+    assert targets["rawVsPeer"]["status"] in ("PASS", "MISS")
+    assert "| peer-raw |" in stdout

@@ -81,9 +81,9 @@ def _failed(m: Measured) -> str | None:
 
 
 def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str, *,
-             label: str, fetchers: int | None = None, decoders: int | None = None,
-             pool: str | None = None, uvloop: bool = True, frame_client: str | None = None,
-             keep: bool = False) -> dict[str, Any]:
+             label: str, workers: int | None = None, fetchers: int | None = None,
+             decoders: int | None = None, pool: str | None = None, uvloop: bool = True,
+             frame_client: str | None = None, keep: bool = False) -> dict[str, Any]:
     """``python -m hi_async download`` over ``image_sets``; the measured result."""
     out = target.workdir / label
     shutil.rmtree(out, ignore_errors=True)
@@ -92,12 +92,14 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
            "--endpoint-url", target.url, "--region", "us-east-1"]
     for image_set in image_sets:
         cmd += ["--image-set-id", image_set]
-    for flag, value in (("--fetchers", fetchers), ("--decoders", decoders), ("--pool", pool)):
+    for flag, value in (("--workers", workers), ("--fetchers", fetchers),
+                        ("--decoders", decoders), ("--pool", pool)):
         if value is not None:
             cmd += [flag, str(value)]
     first = FirstConnection(target.port)
     cpu0 = process_cpu_seconds(target.server_pid)
-    m = run_measured(cmd, env=client_env(uvloop, frame_client), watch=first)
+    m = run_measured(cmd, env=client_env(uvloop, frame_client), watch=first,
+                     count_descendants=pool == "process")
     emulator_cpu0 = cpu0
     summary: dict[str, Any] = {}
     if (out / "summary.json").exists():
@@ -106,8 +108,9 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
     verified = int(summary.get("verified", 0))
     result = {
         "mode": "hi_async", "label": label, "format": fmt,
-        "config": {"latencyMs": target.latency_ms, "fetchers": fetchers, "decoders": decoders,
-                   "pool": pool, "uvloop": uvloop, "frameClient": frame_client or "default"},
+        "config": {"latencyMs": target.latency_ms, "workers": workers, "fetchers": fetchers,
+                   "decoders": decoders, "pool": pool, "uvloop": uvloop,
+                   "frameClient": frame_client or "default"},
         "frames": frames, "verified": verified, "retries": summary.get("retries"),
         **_common(m, frames, int(summary.get("bytes", 0))),
         "framesPerSecond": round(frames / m.seconds, 1) if m.seconds else None,
@@ -116,8 +119,9 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
         "pipelineFramesPerSecond": summary.get("framesPerSecond"),
         "startupSeconds": None if first.seconds is None else round(first.seconds, 4),
         "emulator": _emulator(target, emulator_cpu0, m, frames),
-        "stages": analyse(summary.get("stages"), summary.get("seconds"), fetchers, decoders,
-                          frames=frames, cpu_seconds=m.cpu_seconds, wall_seconds=m.seconds),
+        "workers": summary.get("workers"),
+        "stages": analyse(summary.get("stages"), summary.get("seconds"), frames=frames,
+                          cpu_seconds=m.cpu_seconds, wall_seconds=m.seconds),
         "error": _failed(m),
     }
     if not keep and fmt != "none":

@@ -1,12 +1,20 @@
 """``python -m hi_async bench``: every client mode, in one run, on the same frames.
 
 One local stack (server in its own process) holds one imported study: a CT series
-(512x512, 16-bit) and ten MR series (256x256). With the server's latency knob set to
-the headline value, the run measures the sequential baseline on a sample of those frames,
-hi_async (``--format none`` and ``npy``) on all of them, hi_async on one MR series and on
-all ten (the 10x pair for marginal CPU and memory), and the decode ceiling on the very
-bytes served (saved once with ``--format jph`` at 0 ms). ``--sweep`` adds the sweeps.
-Results go to a JSON file with machine, versions and settings; a table is printed.
+(512x512, 16-bit) and ten MR series (256x256). The run measures, on those frames:
+
+- at ``--peer-latency-ms`` (5 ms): hi_async writing each output format (``none``, ``jph``,
+  ``npy``, ``raw``) with its worker processes, ``raw`` and ``none`` with one worker (all in
+  one process), and AWS's C++ sample (``--peer-cpp``) writing ``raw`` and ``jph`` files;
+- at ``--latency-ms`` (50 ms): the sequential client (AWS's Python example's algorithm)
+  on a sample, hi_async on everything, and hi_async on one MR series and on all ten (the
+  10x pair for marginal CPU and memory);
+- the decode ceiling on the very bytes served (saved once with ``--format jph`` at 0 ms),
+  and the bare single-threaded cost a verified frame cannot go below (imagecodecs decode
+  plus ``zlib.crc32``).
+
+``--sweep`` adds the sweeps. Results go to a JSON file with machine, versions and
+settings (``./hi_async-bench/`` unless ``--out``); a table is printed.
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from hi_async.local.stack import LocalStack
+from hi_async.settings import usable_cores
 
-from . import clients, report, study, sweep
+from . import clients, peer, report, study, sweep
 from .plot import plot_sweep
 
 #: Where results go unless ``--out`` says otherwise (relative to the working folder).
@@ -36,13 +45,16 @@ RESULTS = Path("hi_async-bench")
 class Options:
     quick: bool = False
     sweep: bool = False
-    frames: int = 2000  # frames of the 10x run (ten MR series); the 1x run is a tenth
+    frames: int = 2190  # frames of the 10x run (ten MR series); the 1x run is a tenth
     ct_frames: int = 300
     latency_ms: float = 50.0
+    peer_latency_ms: float = 5.0
     sequential_frames: int = 220
     out: Path | None = None
     plot: bool = False
     standalone: bool = True
+    peer_cpp: Path | None = None
+    workers: int | None = None
 
     @classmethod
     def quick_defaults(cls, **kw: Any) -> Options:
@@ -60,12 +72,14 @@ def run(opts: Options) -> dict[str, Any]:
     began = time.perf_counter()
     mr_sets = 10
     mr_set_frames = max(1, opts.frames // mr_sets)
+    workers = opts.workers or usable_cores()
     notes: list[str] = []
     doc: dict[str, Any] = {"benchmark": "hi_async bench",
                            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "settings": {k: str(v) if isinstance(v, Path) else v
                                         for k, v in asdict(opts).items()},
                            "machine": report.machine(), "versions": report.versions()}
+    doc["settings"]["workersResolved"] = workers
     runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="hi_async-bench-") as tmp, \
             LocalStack(mode="process", data_dir=Path(tmp) / "stack", datastore_delay=0.0) as stack:
@@ -90,11 +104,30 @@ def run(opts: Options) -> dict[str, Any]:
         _log(f"saving the served frames once (--format jph, 0 ms): {headline_frames} frames")
         runs["jph-0ms"] = clients.hi_async(target, st.datastore_id, everything, "jph",
                                            label="jph-0ms", keep=True)
-        _log("decode ceiling (no network)")
+        _log("decode ceiling and bare decode + zlib.crc32 (no network)")
         runs["ceiling"] = clients.ceiling(target.workdir / "jph-0ms",
                                           {"ct": st.ct.image_sets, "mr": st.mr.image_sets,
                                            "mr-1x": st.mr.image_sets[:1]},
-                                          decoders=None, pool=None)
+                                          decoders=None, pool="thread")
+
+        set_latency(opts.peer_latency_ms)
+        at = f"at {opts.peer_latency_ms:g} ms"
+        for fmt in ("none", "jph", "npy", "raw"):
+            _log(f"hi_async --format {fmt} {at}, {workers} workers: {headline_frames} frames")
+            runs[f"fmt-{fmt}"] = clients.hi_async(target, st.datastore_id, everything, fmt,
+                                                  label=f"fmt-{fmt}", workers=workers)
+        for fmt in ("raw", "none"):
+            _log(f"hi_async --format {fmt} {at}, 1 worker (one process)")
+            runs[f"fmt-{fmt}-1w"] = clients.hi_async(target, st.datastore_id, everything,
+                                                     fmt, label=f"fmt-{fmt}-1w", workers=1)
+        if opts.peer_cpp is not None:
+            meta = peer.write_metadata(stack.url, st.datastore_id, everything,
+                                       Path(tmp) / "peer-metadata")
+            for fmt in ("raw", "jph"):
+                _log(f"AWS's C++ sample -f {fmt} {at} (-c 16 and -c 64, the better kept)")
+                runs[f"peer-{fmt}"] = peer.best(opts.peer_cpp, target, meta, fmt)
+        else:
+            notes.append("the C++ sample did not run (pass --peer-cpp PATH; see peers.md)")
 
         set_latency(opts.latency_ms)
         per_set = None
@@ -109,19 +142,18 @@ def run(opts: Options) -> dict[str, Any]:
                          f"of the {len(everything)} image sets "
                          f"({runs['sequential']['frames']} of {headline_frames} frames): at "
                          f"{opts.latency_ms:g} ms it fetches one frame per round trip")
-        for fmt in ("none", "npy"):
-            _log(f"hi_async --format {fmt} at {opts.latency_ms:g} ms: {headline_frames} frames")
-            runs[f"headline-{fmt}"] = clients.hi_async(target, st.datastore_id, everything, fmt,
-                                                       label=f"headline-{fmt}")
+        _log(f"hi_async --format none at {opts.latency_ms:g} ms: {headline_frames} frames")
+        runs["headline-none"] = clients.hi_async(target, st.datastore_id, everything, "none",
+                                                 label="headline-none", workers=workers)
         _log(f"hi_async --format none with the SDK's GetImageFrame at {opts.latency_ms:g} ms")
         runs["headline-none-sdk"] = clients.hi_async(target, st.datastore_id, everything,
                                                      "none", label="headline-none-sdk",
                                                      frame_client="sdk")
         _log(f"hi_async 1x and 10x: {mr_set_frames} and {st.mr.total_frames} MR frames")
         runs["mr-1x"] = clients.hi_async(target, st.datastore_id, st.mr.image_sets[:1], "none",
-                                         label="mr-1x")
+                                         label="mr-1x", workers=workers)
         runs["mr-10x"] = clients.hi_async(target, st.datastore_id, st.mr.image_sets, "none",
-                                          label="mr-10x")
+                                          label="mr-10x", workers=workers)
         if opts.sweep:
             _log("sweeps")
             runs["sweep"] = sweep.run(target, st, set_latency, quick=opts.quick,
@@ -146,7 +178,7 @@ def run(opts: Options) -> dict[str, Any]:
         notes.append("stand-alone emulator and import benchmarks skipped")
 
     doc["runs"] = runs
-    doc["derived"] = report.derive(runs, opts.latency_ms)
+    doc["derived"] = report.derive(runs, opts.latency_ms, opts.peer_latency_ms)
     doc["notes"] = notes
     doc["machine"]["loadAverageAfter"] = list(os.getloadavg())
     doc["seconds"] = round(time.perf_counter() - began, 1)
@@ -160,7 +192,8 @@ def default_out(quick: bool) -> Path:
 
 def execute(args: argparse.Namespace) -> int:
     kw = dict(frames=args.frames, ct_frames=args.ct_frames, latency_ms=args.latency_ms,
-              sequential_frames=args.sequential_frames, out=args.out)
+              peer_latency_ms=args.peer_latency_ms, sequential_frames=args.sequential_frames,
+              out=args.out, peer_cpp=args.peer_cpp, workers=args.workers)
     common = dict(sweep=args.sweep, plot=args.plot, standalone=not args.no_standalone)
     if args.quick:
         opts = Options.quick_defaults(**kw, **common)

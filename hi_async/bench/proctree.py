@@ -112,21 +112,23 @@ def tree_cpu_seconds(pid: int) -> float:
 def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
                  sample_interval: float = 0.005, timeout: float = 1800,
                  watch: Callable[[subprocess.Popen[str], threading.Event], None] | None = None,
-                 ) -> Measured:
+                 cwd: Path | None = None, count_descendants: bool = False) -> Measured:
     """Run ``cmd`` to completion and measure it.
 
     ``watch(proc, done)``, if given, runs in its own thread from just after the start
     until ``done`` is set (the child exited); it can observe the child while it runs.
+    ``count_descendants``: add the CPU of descendants the child never reaps (see below).
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=env, cwd=cwd)
     peak = 0
-    # Decode workers started by a fork server are never reaped by the child (the fork
+    # Decode processes started by a fork server are never reaped by the child (the fork
     # server reaps them, and nobody reaps the fork server), so RUSAGE_CHILDREN misses
-    # their CPU: sample every descendant's CPU from /proc and add the last value seen.
-    # Thread pools have no descendants, so nothing is counted twice there.
+    # their CPU: with ``count_descendants`` every descendant's CPU is sampled from /proc
+    # and the last value seen added. Children the child waits for (worker processes) are
+    # in RUSAGE_CHILDREN already, and must not be sampled too.
     descendants: dict[int, float] = {}
     done = threading.Event()
     watcher = None
@@ -159,5 +161,6 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    cpu += sum(descendants.values())
+    if count_descendants:
+        cpu += sum(descendants.values())
     return Measured(proc.returncode, out, err, seconds, cpu, peak, started)
