@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
@@ -24,7 +24,6 @@ import anyio.abc
 from .aws.healthimaging import HealthImaging
 from .aws.retry import AimdLimiter, Retrier
 from .aws.session import AwsSession
-from .decodepool import DecodePool
 from .errors import FrameFailed, HiAsyncError, UsageError, first_error
 from .image_sets import select
 from .journal import write_summary
@@ -34,6 +33,9 @@ from .pipeline import run_pipeline
 from .settings import Settings
 from .stages.context import FrameWork, ProgressListener, RunContext
 from .workers.pool import WorkerPool
+
+if TYPE_CHECKING:
+    from .decodepool import DecodePool
 
 Want = Literal["pixels", "path"]
 T = TypeVar("T")
@@ -69,9 +71,10 @@ class Downloader:
         try:
             await self._stack.enter_async_context(self._aws)
             self._hi = await self._stack.enter_async_context(HealthImaging(self._aws,
-                                                                           frames=True))
-            self._pool = DecodePool(s.pool, s.decoders)
-            self._stack.push_async_callback(self._pool.aclose)
+                                                                           data_plane=True))
+            if s.pool == "process":
+                # Its processes start while the metadata is fetched (see the pipeline).
+                self._decode_pool()
             # Owner of frames() producers, so that no cancel scope lives in a generator.
             self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         except BaseException:
@@ -86,22 +89,32 @@ class Downloader:
             self._tg.cancel_scope.cancel()  # frames() loops the caller left early
         await self._stack.aclose()
 
-    def _open(self) -> tuple[HealthImaging, DecodePool]:
-        if self._hi is None or self._pool is None:
+    def _open(self) -> HealthImaging:
+        if self._hi is None:
             raise UsageError("use the Downloader inside 'async with Downloader(...) as dl'")
-        return self._hi, self._pool
+        return self._hi
+
+    def _decode_pool(self) -> DecodePool:
+        """The decode pool of work done in this process, made on first use (a run whose
+        frames all go to worker processes never loads a codec here)."""
+        if self._pool is None:
+            from .decodepool import DecodePool
+
+            self._pool = DecodePool(self.settings.pool, self.settings.decoders)
+            self._stack.push_async_callback(self._pool.aclose)
+        return self._pool
 
     def image_sets(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
                    import_job_id: str | None = None, all_image_sets: bool = False,
                    label: str | None = None) -> AsyncIterator[ImageSetRef]:
         """The image sets a selection names; exactly one selector must be given."""
-        hi, _ = self._open()
+        hi = self._open()
         return select(hi, datastore_id, image_set_ids=image_set_ids,
                       import_job_id=import_job_id, all_image_sets=all_image_sets, label=label)
 
-    def _context(self, out_dir: Path | None, *, want_pixels: bool = False,
-                 **kw: Any) -> RunContext:
-        hi, pool = self._open()
+    def _context(self, out_dir: Path | None, *, pool: DecodePool | None,
+                 want_pixels: bool = False, **kw: Any) -> RunContext:
+        hi = self._open()
         fmt = self.settings.output_format if out_dir is not None else "none"
 
         async def get_frame(ref: FrameRef) -> tuple[bytes, str | None]:
@@ -119,16 +132,20 @@ class Downloader:
             return None
         async with self._workers_lock:
             if self._workers is None:
-                mi = await self._aws.client("mi")
-                self._workers = await self._tg.start(self._hold_workers,
-                                                     mi.meta.endpoint_url, n)
+                self._workers = await self._tg.start(self._hold_workers, n)
         return self._workers
 
-    async def _hold_workers(self, endpoint_url: str, n: int, *,
+    async def _hold_workers(self, n: int, *,
                             task_status: anyio.abc.TaskStatus[WorkerPool]) -> None:
         """Own the worker pool for the Downloader's lifetime (its task group's task)."""
-        s = self.settings
-        async with WorkerPool(s, endpoint_url, workers=n, lanes=max(4, s.fetchers // n),
+        hi = self._open()
+        assert hi.endpoint_url is not None and hi.region is not None
+        assert hi.credentials is not None
+        # The workers get the region and endpoint resolved here, and credentials that do
+        # not expire (in memory, through their pipe); others they find in the chain.
+        s = self.settings.replace(region=hi.region)
+        async with WorkerPool(s, hi.endpoint_url, credentials=hi.credentials.static,
+                              workers=n, lanes=max(4, s.fetchers // n),
                               decoders=max(1, s.decoders // n),
                               retrier=self.retrier) as workers:
             task_status.started(workers)
@@ -147,8 +164,10 @@ class Downloader:
         target = Path(out_dir) if out_dir is not None else self.settings.out_dir
         if target is not None:
             target = prepare_out_dir(Path(target))
-        summary = await run_pipeline(self._context(target, progress=progress), source,
-                                     pool=await self._worker_pool())
+        workers = await self._worker_pool()
+        ctx = self._context(target, pool=None if workers else self._decode_pool(),
+                            progress=progress)
+        summary = await run_pipeline(ctx, source, pool=workers)
         if target is not None:
             write_summary(target, summary.to_json())
         return summary
@@ -196,7 +215,8 @@ class Downloader:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 raise _Stop from None
 
-        ctx = self._context(target, want_pixels=want == "pixels", on_result=forward)
+        ctx = self._context(target, pool=self._decode_pool(), want_pixels=want == "pixels",
+                            on_result=forward)
 
         async def produce() -> None:
             async with send:

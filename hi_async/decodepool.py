@@ -24,8 +24,8 @@ import anyio
 
 from .decodethreads import DecodeThreads
 from .errors import DecodePoolBroken
-from .model import EncodedFrame, FrameRef
-from .verify import Check, Outcome, verify_frame
+from .model import Check, EncodedFrame, FrameRef, Outcome
+from .verify import verify_frame
 
 #: The signature of the work a pool runs per frame (``verify_frame``; tests pass others).
 Work = Callable[..., Outcome]

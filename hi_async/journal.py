@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-import numpy as np
-
 from .errors import OutputError
 from .model import FrameResult
 from .paths import EXTENSIONS
@@ -41,9 +39,19 @@ def _json(value: str | int | None) -> str:
 _quote = json.encoder.encode_basestring_ascii
 
 
+#: FrameRef's dtypes by name (numpy's names for them), without importing numpy here.
+_DTYPE_NAMES = {"|u1": "uint8", "|i1": "int8", "<u2": "uint16", "<i2": "int16",
+                "<u4": "uint32", "<i4": "int32", "<u8": "uint64", "<i8": "int64"}
+
+
 @functools.lru_cache(maxsize=64)
 def _dtype_name(dtype: str) -> str:
-    return np.dtype(dtype).name
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        import numpy as np
+
+        name = np.dtype(dtype).name
+    return name
 
 
 def _relative(path: Path, out_dir: Path) -> str:

@@ -96,6 +96,27 @@ class EncodedFrame:
     content_type: str | None
 
 
+class Check(enum.Enum):
+    """What checking one frame's bytes found."""
+
+    VERIFIED = "verified"  # CRC32 matches; the file (if any) is in place
+    UNVERIFIABLE = "unverifiable"  # decoded, but the metadata has no checksum to compare
+    MISMATCH = "mismatch"  # CRC32 differs or the bytes do not decode: fetch it again
+    FAILED = "failed"  # cannot be helped by fetching again (an unknown content type)
+    DISK_FULL = "disk_full"  # the file could not be written for lack of space: stop the run
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What checking one frame found, as a decode worker hands it back."""
+
+    check: Check
+    actual_crc32: int | None = None
+    error: str | None = None
+    path: str | None = None
+    pixels: Any = None
+
+
 @dataclass(frozen=True, slots=True)
 class FrameResult:
     """What became of one frame; ``pixels`` only when the caller asked for them."""

@@ -66,7 +66,8 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
         async with anyio.create_task_group() as tg:
             # Decode processes start while the metadata is fetched, not on the first frame
             # (a no-op for threads and for a pool that is already running).
-            tg.start_soon(work.pool.warm_up)
+            if work.pool is not None:
+                tg.start_soon(work.pool.warm_up)
             tg.start_soon(_feed, source, sets_tx)
             for _ in range(s.metadata_fetchers):
                 tg.start_soon(metadata.run, sets_rx.clone(), frames_tx.clone(), res_tx.clone(),

@@ -7,35 +7,13 @@ asked for them (shipping pixels back through a process pool costs more than deco
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from . import codecs
 from .errors import DecodeError, UnsupportedContentType
-from .model import EncodedFrame
+from .model import Check, EncodedFrame, Outcome
 from .output.frames import write_frame_file
-
-
-class Check(enum.Enum):
-    """What checking one frame's bytes found."""
-
-    VERIFIED = "verified"  # CRC32 matches; the file (if any) is in place
-    UNVERIFIABLE = "unverifiable"  # decoded, but the metadata has no checksum to compare
-    MISMATCH = "mismatch"  # CRC32 differs or the bytes do not decode: fetch it again
-    FAILED = "failed"  # cannot be helped by fetching again (an unknown content type)
-    DISK_FULL = "disk_full"  # the file could not be written for lack of space: stop the run
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    check: Check
-    actual_crc32: int | None = None
-    error: str | None = None
-    path: str | None = None
-    pixels: Any = None
 
 
 def verify_frame(frame: EncodedFrame, *, path: str | None, fmt: str,

@@ -12,22 +12,28 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions as bx
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 
 from ..errors import ConfigurationError
-from ..settings import Settings, configured_endpoint_url
+from ..settings import Settings
+from .credentials import custom_endpoint, explicit_credentials, region_of
 from .errors import translate
 
-#: The region the local stack answers in when none is configured.
-LOCAL_DEFAULT_REGION = "us-east-1"
+if TYPE_CHECKING:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import AioSession
 
 
 def aws_session(settings: Settings) -> AioSession:
-    """A botocore session for ``settings.profile`` (the default chain when None)."""
+    """An aiobotocore session for ``settings.profile`` (the default chain when None).
+
+    aiobotocore is imported here, on first use: a download of image sets by ID never
+    needs it, and importing it costs a noticeable share of a short run's start-up.
+    """
+    from aiobotocore.session import AioSession
+
     try:
         return AioSession(profile=settings.profile)
     except bx.ProfileNotFound as exc:
@@ -37,63 +43,10 @@ def aws_session(settings: Settings) -> AioSession:
         ) from exc
 
 
-def resolve_region(session: AioSession, settings: Settings) -> str:
-    """``settings.region``, else the profile's or environment's; the local stack's default
-    when an endpoint URL is given; else a ConfigurationError."""
-    try:
-        region = settings.region or session.get_config_variable("region")
-    except bx.BotoCoreError as exc:
-        raise translate(exc, "read the AWS configuration", settings) from None
-    if region:
-        return str(region)
-    if settings.endpoint_url:
-        return LOCAL_DEFAULT_REGION
-    raise ConfigurationError(
-        "no AWS region is configured",
-        hint="pass --region (for example --region us-east-1) or set AWS_REGION",
-    )
-
-
-def custom_endpoint(settings: Settings, service: str) -> str | None:
-    """The endpoint a client of ``service`` is pointed at when it is not AWS's own:
-    ``settings.endpoint_url`` or botocore's ``AWS_ENDPOINT_URL[_<SERVICE>]``.
-
-    botocore prepends the data-plane host prefix (``runtime-``) even to a custom
-    endpoint, which the local stack, a proxy or a VPC endpoint does not answer to: every
-    client with a custom endpoint turns host-prefix injection off.
-    """
-    return settings.endpoint_url or configured_endpoint_url(service)
-
-
-def explicit_credentials(settings: Settings) -> dict[str, str]:
-    """Keyword arguments for ``create_client`` when Settings carries credentials, else {}.
-
-    Explicit credentials let a caller (the local stack's workflow, a test) sign requests
-    without putting keys into the process environment, where child processes and crash
-    reports would inherit them.
-    """
-    key, secret = settings.access_key_id, settings.secret_access_key
-    if key is None and secret is None:
-        if settings.session_token is not None:
-            raise ConfigurationError(
-                "a session token was given without an access key ID and secret",
-                hint="pass access_key_id and secret_access_key with session_token",
-            )
-        return {}
-    if not key or not secret:
-        raise ConfigurationError(
-            "explicit credentials need both an access key ID and a secret access key",
-            hint="set both access_key_id and secret_access_key, or neither to use the "
-            "standard credential chain",
-        )
-    kwargs = {"aws_access_key_id": key, "aws_secret_access_key": secret}
-    if settings.session_token:
-        kwargs["aws_session_token"] = settings.session_token
-    return kwargs
-
-
 def client_config(settings: Settings, service: str, pool: int) -> AioConfig:
     """botocore's configuration for one client of ``service``."""
+    from aiobotocore.config import AioConfig
+
     custom = custom_endpoint(settings, service) is not None
     return AioConfig(
         max_pool_connections=pool,
@@ -111,7 +64,7 @@ def client_config(settings: Settings, service: str, pool: int) -> AioConfig:
 async def open_client(settings: Settings, service: str, pool: int) -> AsyncIterator[Any]:
     """One aiobotocore client for ``service`` whose connection pool fits ``pool`` tasks."""
     session = aws_session(settings)
-    region = resolve_region(session, settings)
+    region = region_of(settings, session)
     async with contextlib.AsyncExitStack() as stack:
         try:
             # Creating the client resolves credentials: an unknown profile or a failing

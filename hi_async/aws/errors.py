@@ -1,4 +1,4 @@
-"""The one place where botocore, aiohttp and HTTP error answers become hi_async errors.
+"""The one place where SDK, transport and HTTP error answers become hi_async errors.
 
 Two questions are asked of every failed call: how should the retry loop treat it
 (:func:`classify`), and what should the user read when retries are over
@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import sys
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-import aiohttp
 import botocore.exceptions as bx
 
 from ..errors import (
@@ -100,7 +100,14 @@ _CREDENTIAL_FAILURES: tuple[type[BaseException], ...] = tuple(
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
     bx.ConnectionError, bx.ReadTimeoutError, bx.ResponseStreamingError, bx.IncompleteReadError,
-    bx.HTTPClientError, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, BodyError)
+    bx.HTTPClientError, asyncio.TimeoutError, ConnectionError, BodyError)
+
+
+def _aiohttp_error(exc: BaseException) -> bool:
+    """An aiohttp client error (under aiobotocore's clients). aiohttp is looked up, not
+    imported: if it was never imported, no such error can exist."""
+    aiohttp = sys.modules.get("aiohttp")
+    return aiohttp is not None and isinstance(exc, aiohttp.ClientError)
 
 
 def error_code(exc: BaseException) -> tuple[str, int]:
@@ -142,7 +149,7 @@ def classify(exc: BaseException) -> ErrorKind:
             isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError))
             and not isinstance(exc, bx.ConnectionClosedError)):
         return ErrorKind.CONNECT
-    if isinstance(exc, _TRANSIENT):
+    if isinstance(exc, _TRANSIENT) or _aiohttp_error(exc):
         return ErrorKind.RETRY
     return ErrorKind.FATAL
 

@@ -15,7 +15,8 @@ from typing import Any
 import anyio
 
 from ..errors import JobFailed, JobNotReady, NotFound, ServiceError
-from .frames import FrameGetter, LeanFrames, SdkFrames
+from .credentials import CredentialSource, control_plane_url, region_of
+from .dataplane import DataPlane, LeanDataPlane, SdkDataPlane
 from .s3 import read_json
 from .session import AwsSession, poll_delays
 
@@ -27,24 +28,38 @@ FINISHED_JOB_STATUSES = ("COMPLETED", "FAILED")
 
 
 class HealthImaging:
-    """``async with HealthImaging(aws) as hi``; ``frames=True`` readies GetImageFrame."""
+    """``async with HealthImaging(aws, data_plane=True) as hi``.
 
-    def __init__(self, aws: AwsSession, *, frames: bool = False) -> None:
+    With ``data_plane``, frames and metadata are read on the lean data plane (or the SDK's,
+    with ``Settings.frame_client="sdk"``); every other call goes through the session's SDK
+    client for HealthImaging, created on first use.
+    """
+
+    def __init__(self, aws: AwsSession, *, data_plane: bool = False) -> None:
         self.aws = aws
-        self._want_frames = frames
-        self._frames: FrameGetter | None = None
+        self._want_data = data_plane
+        self._data: DataPlane | None = None
         self._stack = contextlib.AsyncExitStack()
+        #: Where the data plane goes and as whom, once open (for worker processes).
+        self.endpoint_url: str | None = None
+        self.region: str | None = None
+        self.credentials: CredentialSource | None = None
 
     async def __aenter__(self) -> HealthImaging:
+        if not self._want_data:
+            return self
+        s = self.aws.settings
         try:
-            mi = await self.aws.client("mi")
-            if self._want_frames:
-                s = self.aws.settings
-                if s.frame_client == "lean":
-                    self._frames = await self._stack.enter_async_context(
-                        LeanFrames(s, mi.meta.endpoint_url, s.fetchers))
-                else:
-                    self._frames = SdkFrames(mi)
+            if s.frame_client == "lean":
+                self.region = region_of(s)
+                self.endpoint_url = control_plane_url(s, self.region)
+                self.credentials = CredentialSource(s)
+                await anyio.to_thread.run_sync(self.credentials.resolve)
+                self._data = await self._stack.enter_async_context(LeanDataPlane(
+                    s, self.endpoint_url, self.region, self.credentials,
+                    s.fetchers + s.metadata_fetchers))
+            else:
+                self._data = SdkDataPlane(await self.aws.client("mi"))
         except BaseException:
             await self._stack.aclose()
             raise
@@ -56,31 +71,25 @@ class HealthImaging:
     async def _mi(self) -> Any:
         return await self.aws.client("mi")
 
+    def _plane(self) -> DataPlane:
+        assert self._data is not None, "open HealthImaging with data_plane=True"
+        return self._data
+
     # Data plane.
 
     async def get_frame(self, datastore_id: str, image_set_id: str,
                         frame_id: str) -> tuple[bytes, str | None]:
         """(bytes as stored, Content-Type) of one frame, read whole inside the retry."""
-        frames = self._frames
-        assert frames is not None, "open HealthImaging with frames=True to get frames"
+        plane = self._plane()
         return await self.aws.call(
             f"get frame {frame_id} of image set {image_set_id}",
-            lambda: frames.get_frame(datastore_id, image_set_id, frame_id))
+            lambda: plane.get_frame(datastore_id, image_set_id, frame_id))
 
     async def metadata_blob(self, datastore_id: str, image_set_id: str) -> bytes:
         """The gzip metadata document, read inside the retry (a body cut short is re-sent)."""
-        mi = await self._mi()
-
-        async def op() -> bytes:
-            answer = await mi.get_image_set_metadata(datastoreId=datastore_id,
-                                                     imageSetId=image_set_id)
-            body = answer["imageSetMetadataBlob"]
-            try:
-                return bytes(await body.read())
-            finally:
-                body.close()
-
-        return await self.aws.call(f"get the metadata of image set {image_set_id}", op)
+        plane = self._plane()
+        return await self.aws.call(f"get the metadata of image set {image_set_id}",
+                                   lambda: plane.get_metadata(datastore_id, image_set_id))
 
     async def image_set_ids(self, datastore_id: str) -> AsyncIterator[str]:
         """The ID of every image set of the data store (SearchImageSets, page by page),

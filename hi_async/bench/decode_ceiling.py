@@ -35,8 +35,7 @@ import numpy as np
 from hi_async import codecs
 from hi_async.bench.proctree import tree_cpu_seconds
 from hi_async.decodepool import DecodePool
-from hi_async.model import EncodedFrame, FrameRef
-from hi_async.verify import Check
+from hi_async.model import Check, EncodedFrame, FrameRef
 
 
 def _ref(entry: dict[str, Any]) -> FrameRef:

@@ -81,11 +81,10 @@ def _menu_choice(answer: str) -> str | None:
 
 
 def _aws_region(args: argparse.Namespace) -> str:
-    from ..aws.clients import aws_session, resolve_region
+    from ..aws.credentials import region_of
     from ..settings import Settings
 
-    settings = Settings(region=args.region, profile=args.profile)
-    return resolve_region(aws_session(settings), settings)
+    return region_of(Settings(region=args.region, profile=args.profile))
 
 
 def _tell_what_remains(out_dir: Path) -> None:

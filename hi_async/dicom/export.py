@@ -28,8 +28,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..aws.errors import is_fatal_for_run
 from ..errors import HiAsyncError, MetadataError, OutputError
 from ..metadata import gunzip_bounded, parse_metadata
-from ..model import EncodedFrame, FrameRef
-from ..verify import Check, verify_frame
+from ..model import Check, EncodedFrame, FrameRef
+from ..verify import verify_frame
 from .errors import InstanceFailed
 from .instance import build_instance
 from .pixels import SYNTAXES, InstanceFrame, Syntax
@@ -150,7 +150,7 @@ async def export_image_set(hi: HealthImaging, datastore_id: str, image_set_id: s
                            concurrency: int = 8) -> ExportSummary:
     """Every instance of one image set as ``out_dir/<imageSetId>/<series>/<sop>.dcm``.
 
-    ``hi`` must be open with ``frames=True``. Instances that fail are named in the
+    ``hi`` must be open with ``data_plane=True``. Instances that fail are named in the
     summary; errors that would fail every instance (credentials, access) are raised.
     """
     if syntax not in SYNTAXES:

@@ -6,14 +6,16 @@ import collections
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..aws.healthimaging import HealthImaging
-from ..decodepool import DecodePool
 from ..durability import Committer
 from ..journal import Resumable
 from ..model import Counts, FrameRef, FrameResult, FrameStatus
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..decodepool import DecodePool
 
 
 class ProgressListener(Protocol):
@@ -52,7 +54,8 @@ class FrameWork:
     get_frame: GetFrame
     #: Counts one request sent again, by cause (see Retrier.count_retry).
     count_retry: Callable[[str], None]
-    pool: DecodePool
+    #: The decode pool of work done in this process (None: worker processes do it).
+    pool: DecodePool | None
     #: None: nothing is written (``Downloader.frames`` without an out_dir).
     out_dir: Path | None
     fmt: str

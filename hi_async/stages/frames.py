@@ -22,9 +22,8 @@ import anyio
 
 from ..aws import is_fatal_for_run
 from ..errors import HiAsyncError, OutputError
-from ..model import EncodedFrame, FrameRef, FrameResult, FrameStatus
+from ..model import Check, EncodedFrame, FrameRef, FrameResult, FrameStatus, Outcome
 from ..paths import frame_path
-from ..verify import Check, Outcome
 from .context import FrameWork
 
 #: Frames in flight per decode thread beyond those waiting on the network, so that a
@@ -54,10 +53,11 @@ async def _verify(work: FrameWork, item: EncodedFrame) -> Outcome:
         target = frame_path(work.out_dir, item.ref.image_set_id, item.ref.image_frame_id,
                             work.fmt)
         path = str(target) if target is not None else None
+    pool = work.pool
+    assert pool is not None, "frames done in this process need its decode pool"
     t0 = time.perf_counter()
     try:
-        return await work.pool.run(item, path=path, fmt=work.fmt,
-                                   want_pixels=work.want_pixels)
+        return await pool.run(item, path=path, fmt=work.fmt, want_pixels=work.want_pixels)
     finally:
         work.stats.busy["decode"] += time.perf_counter() - t0
 

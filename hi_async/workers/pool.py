@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from ..aws.credentials import Frozen
 from ..aws.retry import Retrier
 from ..aws.sendrate import RateShare
 from ..errors import DecodePoolBroken, HiAsyncError
@@ -103,10 +104,12 @@ class _Worker:
 class WorkerPool:
     """``async with WorkerPool(settings, endpoint_url, workers=N) as pool``."""
 
-    def __init__(self, settings: Settings, endpoint_url: str, *, workers: int, lanes: int,
-                 decoders: int, retrier: Retrier, max_load: int | None = None) -> None:
+    def __init__(self, settings: Settings, endpoint_url: str, *, credentials: Frozen | None,
+                 workers: int, lanes: int, decoders: int, retrier: Retrier,
+                 max_load: int | None = None) -> None:
         self.settings = settings
         self.endpoint_url = endpoint_url
+        self._credentials = credentials
         self.size = workers
         self.lanes = lanes
         self.decoders = decoders
@@ -258,8 +261,8 @@ class WorkerPool:
         worker = _Worker(next(self._numbers), process, BufferedByteReceiveStream(process.stdout))
         self._workers.append(worker)
         self.rate.join(worker.number)
-        await self._send(worker, protocol.Start(self.settings, self.endpoint_url, self.lanes,
-                                                self.decoders))
+        await self._send(worker, protocol.Start(self.settings, self.endpoint_url,
+                                                self._credentials, self.lanes, self.decoders))
         self._tg.start_soon(self._serve_worker, worker)
 
     async def _send(self, worker: _Worker, message: Any) -> None:

@@ -31,8 +31,10 @@ class Start:
     """The first message: how to reach HealthImaging and how much to do at once."""
 
     settings: Settings
-    #: The HealthImaging endpoint the parent's SDK client resolved (control plane).
+    #: The HealthImaging endpoint for the region (control plane) the parent resolved.
     endpoint_url: str
+    #: Credentials that do not expire, or None: the worker finds its own in the chain.
+    credentials: tuple[str, str, str | None] | None
     lanes: int
     decoders: int
 

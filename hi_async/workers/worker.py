@@ -23,7 +23,8 @@ from typing import Any
 
 import anyio
 
-from ..aws.frames import LeanFrames
+from ..aws.credentials import CredentialSource
+from ..aws.dataplane import LeanDataPlane
 from ..aws.retry import AimdLimiter, Retrier
 from ..aws.sendrate import SendRate
 from ..decodepool import DecodePool
@@ -96,7 +97,11 @@ class Worker:
         self.retrier = retrier = Retrier(settings, AimdLimiter(start.lanes), rate=rate)
         pool = DecodePool("thread", start.decoders)
         try:
-            async with LeanFrames(settings, start.endpoint_url, start.lanes) as lean:
+            credentials = CredentialSource(settings, frozen=start.credentials)
+            await anyio.to_thread.run_sync(credentials.resolve)
+            assert settings.region is not None, "the parent resolves the region"
+            async with LeanDataPlane(settings, start.endpoint_url, settings.region,
+                                     credentials, start.lanes) as lean:
                 async def get_frame(ref: FrameRef) -> tuple[bytes, str | None]:
                     return await retrier.call(
                         lambda: lean.get_frame(ref.datastore_id, ref.image_set_id,

@@ -7,8 +7,8 @@ import os
 import signal
 from typing import Any
 
-from hi_async.model import EncodedFrame
-from hi_async.verify import Outcome, verify_frame
+from hi_async.model import EncodedFrame, Outcome
+from hi_async.verify import verify_frame
 
 #: A frame with this content type kills the process that runs it, as a codec crash would.
 POISON = "test/kills-its-worker"

@@ -10,7 +10,7 @@ import pytest
 from hi_async import decodepool
 from hi_async.decodepool import DecodePool
 from hi_async.errors import DecodePoolBroken
-from hi_async.verify import Outcome
+from hi_async.model import Outcome
 
 from .helpers import crc, encoded_frame
 from .pool_work import POISON, always_die, die_on_poison

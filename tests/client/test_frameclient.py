@@ -10,8 +10,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from hi_async.api import Downloader
+from hi_async.aws.credentials import CredentialSource
+from hi_async.aws.dataplane import LeanDataPlane, data_plane_url, identity_body
 from hi_async.aws.errors import ApiError, BodyError
-from hi_async.aws.frames import LeanFrames, data_plane_url, identity_body
 from hi_async.aws.sigv4 import JsonPostSigner, canonical_host
 from hi_async.errors import CredentialsError
 from hi_async.local.stack import LocalStack
@@ -86,7 +87,8 @@ async def test_lean_path_is_accepted_by_a_signature_checking_server(signed_stack
     settings = Settings(endpoint_url=signed_stack.url, region="us-east-1", fetchers=4,
                         decoders=1, pool="thread", access_key_id="AKIDLEAN",
                         secret_access_key="lean-secret")
-    async with LeanFrames(settings, signed_stack.url, 4) as frames:
+    async with LeanDataPlane(settings, signed_stack.url, "us-east-1",
+                             CredentialSource(settings), 4) as frames:
         data, content_type = await frames.get_frame(seeded.datastore_id, seeded.image_set_id,
                                                     seeded.frame_ids[0])
     assert data == seeded.frames[0].data
@@ -101,7 +103,8 @@ async def test_lean_path_reports_a_wrong_secret_as_a_credentials_error(signed_st
                                                                        tmp_path: Any) -> None:
     settings = Settings(endpoint_url=signed_stack.url, region="us-east-1", pool="thread",
                         access_key_id="AKIDLEAN", secret_access_key="not-the-secret")
-    async with LeanFrames(settings, signed_stack.url, 2) as frames:
+    async with LeanDataPlane(settings, signed_stack.url, "us-east-1",
+                             CredentialSource(settings), 2) as frames:
         with pytest.raises(ApiError) as exc:
             await frames.get_frame("0" * 32, "1" * 32, "2" * 32)
     assert exc.value.code == "InvalidSignatureException"

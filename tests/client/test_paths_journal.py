@@ -11,9 +11,9 @@ import pytest
 
 from hi_async.errors import InvalidId, OutputError
 from hi_async.journal import Journal, read_verified, remove_leftover_tmp
-from hi_async.model import FrameRef, FrameResult
+from hi_async.model import Check, FrameRef, FrameResult
 from hi_async.paths import ensure_inside, frame_path, prepare_out_dir
-from hi_async.verify import Check, verify_frame
+from hi_async.verify import verify_frame
 
 from .helpers import crc, ct_pixels, encode, encoded_frame, frame_id
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hi_async.model import EncodedFrame
+from hi_async.model import Check, EncodedFrame, Outcome
 from hi_async.output import frames as frame_files
-from hi_async.verify import Check, Outcome, verify_frame
+from hi_async.verify import verify_frame
 
 from .helpers import crc, ct_pixels, encode, encoded_frame
 

@@ -182,7 +182,7 @@ async def round_trip(endpoint_url: str, make_client: Callable[..., Any],
                      {syntax: base / syntax for syntax in SYNTAXES}, image_sets)
     ct_series = str(items[-1].dataset().SeriesInstanceUID)
     async with AwsSession(stack_settings(endpoint_url)) as aws, \
-            HealthImaging(aws, frames=True) as hi:
+            HealthImaging(aws, data_plane=True) as hi:
         for syntax in SYNTAXES:
             trip.summaries[syntax] = []
             for store, image_set in image_sets:

@@ -29,7 +29,7 @@ DECODE_OR_CRC = r"CRC32 mismatch|does not decode|JPEG 2000 header"
 @pytest.fixture
 async def hi(endpoint_url: str) -> AsyncIterator[HealthImaging]:
     async with AwsSession(stack_settings(endpoint_url)) as aws, \
-            HealthImaging(aws, frames=True) as client:
+            HealthImaging(aws, data_plane=True) as client:
         yield client
 
 

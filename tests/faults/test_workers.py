@@ -157,10 +157,10 @@ def test_a_torn_journal_line_from_a_killed_batch_is_cut_and_the_rerun_resumes(
 def test_where_stderr_is_no_terminal_progress_lines_come_every_few_seconds(
         endpoint_url: str, aws_env: dict[str, str], backend: Any, faults: Any,
         tmp_path: Path) -> None:
-    seeded = seed_image_set(backend, instances=30, frames=2)
-    faults(latency_ms=40)
+    seeded = seed_image_set(backend, instances=40, frames=2)
+    faults(latency_ms=50)  # two requests in flight: about two seconds of frames
     args = _args(seeded, tmp_path, endpoint_url, "--workers", "2", "--fetchers", "2",
-                 "--progress-every", "0.3")
+                 "--progress-every", "0.25")
     args.remove("--quiet")
     done = cli(args, aws_env)
     faults(latency_ms=0)
@@ -168,7 +168,7 @@ def test_where_stderr_is_no_terminal_progress_lines_come_every_few_seconds(
     lines = [line for line in done.stderr.splitlines() if line.startswith("progress: ")]
     assert len(lines) >= 2, done.stderr
     first = lines[0]
-    assert "/60 frames (" in first and "frames/s" in first and "MB/s" in first
+    assert "/80 frames (" in first and "frames/s" in first and "MB/s" in first
     assert "0 failed" in first and "left" in first
     assert "\x1b[" not in done.stderr  # no terminal control sequences in a log
     quiet = cli([*args, "--quiet", "--no-resume"], aws_env)
