@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from botocore.exceptions import WaiterError
+from botocore.exceptions import ClientError, WaiterError
 
 from tests.local.cdk_template import BUCKETS, DATASTORE, cdk_template, cdk_template_body
 from tests.local.cfn_support import (
@@ -65,6 +65,9 @@ def test_a_bucket_that_is_not_empty_fails_the_deletion_as_on_aws(
     assert failed["ResourceStatusReason"].startswith(
         "The bucket you tried to delete is not empty (Service: Amazon S3; Status Code: 409; "
         "Error Code: BucketNotEmpty;")
+    listed = cfn.list_stack_resources(StackName=deployed.stack_id)["StackResourceSummaries"]
+    assert [(r["LogicalResourceId"], r["ResourceStatus"]) for r in listed] == [
+        (BUCKETS["input"], "DELETE_FAILED")]
     # Nothing silently left: the bucket and its object are there, the rest is gone.
     assert s3.get_object(Bucket=bucket, Key="left/behind.dcm")["Body"].read() == b"DICM"
     assert not bucket_exists(s3, deployed.outputs["OutputBucketName"])
@@ -170,3 +173,22 @@ def test_on_failure_delete_removes_the_failed_stack(cfn: Any) -> None:
                                              "ParameterValue": name}])["StackId"]
     assert status(cfn, stack_id)[0] == "DELETE_COMPLETE"
     assert name not in [s["StackName"] for s in cfn.describe_stacks()["Stacks"]]
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"Resources": {"Bucket": {"Type": "AWS::S3::Bucket",}}',
+     "Template format error: JSON not well-formed. (line 1, column "),
+    ("Resources:\n  Bucket:\n    Type: [AWS::S3::Bucket\n",
+     "Template format error: YAML not well-formed. (line "),
+    ("just words", "Template format error: unsupported structure."),
+    ('{"Description": "no resources"}',
+     "Template format error: At least one Resources member must be defined."),
+])
+def test_a_template_cloudformation_cannot_read_is_a_validation_error(
+        cfn: Any, body: str, message: str) -> None:
+    with pytest.raises(ClientError) as refused:
+        cfn.create_stack(StackName=unique("unreadable"), TemplateBody=body)
+    response = refused.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert response["Error"]["Code"] == "ValidationError"
+    assert response["Error"]["Message"].startswith(message)

@@ -140,6 +140,17 @@ def test_query_services_pass_signed_and_refuse_the_rest(stack: LocalStack, servi
         "InvalidClientTokenId", 403)
 
 
+def test_json_services_refuse_in_their_own_shape(stack: LocalStack) -> None:
+    # SSM speaks JSON: its refusals carry __type and x-amzn-ErrorType, as on AWS.
+    ssm = _client(stack, "ssm")
+    ssm.put_parameter(Name="/signed/param", Value="v", Type="String", Overwrite=True)
+    assert ssm.get_parameter(Name="/signed/param")["Parameter"]["Value"] == "v"
+    assert _refused(lambda: _client(stack, "ssm", secret="nope").get_parameter(
+        Name="/signed/param")) == ("InvalidSignatureException", 403)
+    assert _refused(lambda: _client(stack, "ssm", key="AKIDNOBODYKNOWS").get_parameter(
+        Name="/signed/param")) == ("UnrecognizedClientException", 403)
+
+
 def test_the_aws_cli_signs_s3_requests_the_stack_accepts(stack: LocalStack,
                                                          tmp_path: Path) -> None:
     _client(stack, "s3").create_bucket(Bucket="signed-cli")

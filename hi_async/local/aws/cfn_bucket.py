@@ -14,6 +14,7 @@ CDK's auto-delete custom resource does). :func:`install` puts both rules in plac
 
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Any
 
@@ -30,7 +31,7 @@ class BucketNotEmpty(Exception):
         super().__init__(
             "The bucket you tried to delete is not empty (Service: Amazon S3; Status Code: "
             f"409; Error Code: BucketNotEmpty; Request ID: {request_id}; S3 Extended Request "
-            f"ID: {secrets.token_urlsafe(48)}; Proxy: null)")
+            f"ID: {base64.b64encode(secrets.token_bytes(48)).decode()}; Proxy: null)")
 
 
 _create_bucket = FakeBucket.create_from_cloudformation_json

@@ -38,7 +38,15 @@ from moto.cloudformation.models import CloudFormationBackend, Stack, cloudformat
 from moto.cloudformation.parsing import ResourceMap
 
 from . import cfn_parameters
-from .cfn_records import dependencies, reason_of, record, set_stack_status, stack_of, statuses
+from .cfn_records import (
+    dependencies,
+    log_failure,
+    reason_of,
+    record,
+    set_stack_status,
+    stack_of,
+    statuses,
+)
 
 #: Statuses in which a stack's resources do not (or do not yet) exist: no outputs.
 _NO_OUTPUTS = frozenset({"CREATE_PENDING", "REVIEW_IN_PROGRESS", "CREATE_IN_PROGRESS",
@@ -77,6 +85,7 @@ def _create_resource(original: Callable[..., Any]) -> Callable[..., Any]:
                 record(stack, resources_map, logical_id, kind, None, "CREATE_IN_PROGRESS")
                 record(stack, resources_map, logical_id, kind, None, "CREATE_FAILED",
                        reason_of(exc))
+                log_failure(stack, logical_id, "create", exc)
             raise
         if resource is not None:
             stack = stack_of(resources_map)
@@ -152,6 +161,7 @@ def delete_resources(stack: Stack) -> list[str]:
         except Exception as exc:
             errors[name] = reason_of(exc)
             record(stack, resource_map, name, kind, physical, "DELETE_FAILED", errors[name])
+            log_failure(stack, name, "delete", exc)
             return False
         parsed.pop(name, None)
         record(stack, resource_map, name, kind, physical, "DELETE_COMPLETE")
@@ -270,6 +280,22 @@ def _stack_resources(self: Stack) -> list[Any]:
     return [r for r in self.resource_map.values() if r is not None]
 
 
+def _list_stack_resources(original: Callable[..., Any]) -> Callable[..., Any]:
+    """ListStackResources with each resource's own status (moto said CREATE_COMPLETE)."""
+    def list_stack_resources(self: Any) -> Any:
+        answer = original(self)
+        stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
+        own = statuses(stack.resource_map)
+        for summary in answer.result["StackResourceSummaries"]:
+            state = own.get(summary["LogicalResourceId"])
+            if state is not None:
+                summary["ResourceStatus"], reason = state
+                if reason:
+                    summary["ResourceStatusReason"] = reason
+        return answer
+    return list_stack_resources
+
+
 class StackResourceView(cfn_responses.StackResourceDTO):
     """DescribeStackResource(s): each resource's own status and reason."""
 
@@ -295,6 +321,8 @@ def install() -> None:
     ResourceMap.update = _update(ResourceMap.update)  # type: ignore[method-assign]
     responses = cfn_responses.CloudFormationResponse
     responses.create_stack = _create_stack_call(responses.create_stack)  # type: ignore[method-assign]
+    responses.list_stack_resources = _list_stack_resources(  # type: ignore[method-assign]
+        responses.list_stack_resources)
     CloudFormationBackend.create_change_set = create_change_set(  # type: ignore[method-assign]
         CloudFormationBackend.create_change_set)
     CloudFormationBackend.execute_change_set = execute_change_set(  # type: ignore[method-assign]

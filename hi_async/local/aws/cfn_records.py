@@ -10,11 +10,14 @@ is where users look when a stack fails. These helpers keep that record on moto's
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
 from moto.cloudformation.models import Event, Stack, cloudformation_backends
 from moto.cloudformation.parsing import ResourceMap
+
+log = logging.getLogger("hi_async.local")
 
 _SUB_REFERENCE = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[^}]*)?\}")
 
@@ -25,6 +28,13 @@ def reason_of(exc: BaseException) -> str:
     if not message or message == "None":
         return f"Internal failure ({type(exc).__name__})"
     return str(message)
+
+
+def log_failure(stack: Stack | None, logical_id: str, action: str, exc: BaseException) -> None:
+    """Log a resource that failed; with the traceback when it is not a service's refusal."""
+    expected = hasattr(exc, "code") or type(exc).__module__.startswith("hi_async.")
+    log.warning("stack %s: %s failed to %s: %s", stack.name if stack else "?", logical_id,
+                action, reason_of(exc), exc_info=None if expected else exc)
 
 
 def statuses(resource_map: ResourceMap) -> dict[str, tuple[str, str | None]]:

@@ -8,6 +8,7 @@ parses templates and creates resources; the modules here add what it lacks:
   ``AWS::S3::BucketPolicy`` (:mod:`.cfn_bucket_policy`), ``AWS::CDK::Metadata``
   (:mod:`.cfn_cdk_metadata`), custom resources without Lambda
   (:mod:`.cfn_custom_resources`, the CDK's auto-delete provider in :mod:`.cdk_auto_delete`);
+- template bodies it cannot read refused in CloudFormation's words (:mod:`.cfn_template`);
 - parameters resolved from SSM and the template's Rules (:mod:`.cfn_parameters`);
 - a bucket that is not empty refusing deletion (:mod:`.cfn_bucket`);
 - the stack life cycle: creation that fails and rolls back, deletion that can fail,
@@ -30,6 +31,7 @@ from . import (
     cfn_datastore,
     cfn_lifecycle,
     cfn_parameters,
+    cfn_template,
 )
 
 #: The resource types this package adds (each module defines one model).
@@ -46,6 +48,7 @@ def install() -> None:
     with _lock:
         if _installed:
             return
+        cfn_template.install()
         cfn_parameters.install()
         cfn_bucket.install()
         cfn_lifecycle.install()
