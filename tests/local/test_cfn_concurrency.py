@@ -61,7 +61,8 @@ def test_describe_stacks_during_create_stack_creates_each_resource_once(
     assert len(seen) == THREADS and sum(seen) > THREADS
 
     assert status(cfn, stack_id)[0] == "CREATE_COMPLETE"
-    datastores = [d for d in mi.list_datastores()["datastoreSummaries"]
+    datastores = [d for page in mi.get_paginator("list_datastores").paginate()
+                  for d in page["datastoreSummaries"]
                   if d["datastoreName"] == name]
     assert len(datastores) == 1
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(name)]

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from tests.local.cdk_template import BUCKETS, DATASTORE, cdk_template, cdk_template_body
+from tests.local.cdk_template import (
+    BUCKETS,
+    DATASTORE,
+    PROVIDER,
+    cdk_template,
+    cdk_template_body,
+)
 from tests.local.cfn_support import (
     bucket_exists,
     create,
@@ -91,6 +97,31 @@ def test_a_deletion_that_failed_succeeds_once_the_bucket_is_emptied(cfn: Any, s3
     assert not bucket_exists(s3, bucket)
 
 
+def test_a_provider_that_fails_is_reported_as_cloudformation_reports_it(cfn: Any) -> None:
+    # The CDK's handler refuses a Delete without BucketName; the stack can then be deleted
+    # by retaining that resource, as on AWS.
+    broken = {"NoBucketAutoDelete9E8D7C6B": {
+        "Type": "Custom::S3AutoDeleteObjects",
+        "Properties": {"ServiceToken": {"Fn::GetAtt": [PROVIDER, "Arn"]}}}}
+    deployed = deploy(cfn, extra_resources=broken)
+    with pytest.raises(ClientError, match="RetainResources"):
+        cfn.delete_stack(StackName=deployed.stack_id,
+                         RetainResources=["NoBucketAutoDelete9E8D7C6B"])
+
+    cfn.delete_stack(StackName=deployed.stack_id)
+    assert status(cfn, deployed.stack_id) == (
+        "DELETE_FAILED",
+        "The following resource(s) failed to delete: [NoBucketAutoDelete9E8D7C6B]. ")
+    failed = resources(cfn, deployed.stack_id)["NoBucketAutoDelete9E8D7C6B"]
+    assert failed["ResourceStatusReason"] == (
+        "Received response status [FAILED] from custom resource. Message returned: "
+        "No BucketName was provided.")
+
+    cfn.delete_stack(StackName=deployed.stack_id,
+                     RetainResources=["NoBucketAutoDelete9E8D7C6B"])
+    assert status(cfn, deployed.stack_id)[0] == "DELETE_COMPLETE"
+
+
 def test_a_retained_bucket_is_kept_and_the_stack_deleted(cfn: Any, s3: Any) -> None:
     deployed = deploy(cfn, auto_delete=False, retain=True)
     bucket = deployed.outputs["InputBucketName"]
@@ -143,9 +174,9 @@ def test_an_unknown_lambda_backed_custom_resource_fails_fast(cfn: Any, mi: Any,
     # The rollback deleted what had been created.
     assert resources(cfn, stack_id) == {}
     assert not [b for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(name)]
-    named = [d for d in mi.list_datastores()["datastoreSummaries"]
-             if d["datastoreName"] == name]
-    assert [d["datastoreStatus"] for d in named] in ([], ["DELETED"])
+    named = [d for page in mi.get_paginator("list_datastores").paginate()
+             for d in page["datastoreSummaries"] if d["datastoreName"] == name]
+    assert [d["datastoreStatus"] for d in named] == ["DELETED"]
 
 
 def test_disable_rollback_keeps_what_was_created(cfn: Any, s3: Any) -> None:

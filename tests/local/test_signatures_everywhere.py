@@ -1,4 +1,4 @@
-"""``--verify-signatures`` covers S3, IAM, STS and CloudFormation as well as HealthImaging.
+"""``--verify-signatures`` covers S3, IAM, STS, SSM and CloudFormation as well as HealthImaging.
 
 Each service refuses a wrong secret, an unknown key and an unsigned request with 403 in
 its own dialect (S3's XML error, the query services' ErrorResponse), which botocore

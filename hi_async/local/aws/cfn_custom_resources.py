@@ -58,6 +58,13 @@ def _unsupported(resource_type: str, token: str) -> CustomResourceFailed:
         f"those the AWS CDK adds itself, natively: {supported}")
 
 
+def _answered_failed(exc: Exception) -> CustomResourceFailed:
+    """A provider's failure, worded as CloudFormation reports a provider's FAILED answer."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return CustomResourceFailed(
+        f"Received response status [FAILED] from custom resource. Message returned: {message}")
+
+
 def _provider_for(resource_type: str, token: str, account_id: str,
                   region: str) -> NativeProvider:
     """The native provider of this resource, or CustomResourceFailed saying why there is none."""
@@ -117,7 +124,10 @@ class CustomResource(CloudFormationModel):
         properties = dict(cloudformation_json.get("Properties") or {})
         token = str(properties.get("ServiceToken") or "")
         provider = _provider_for(resource_type, token, account_id, region_name)
-        data = provider.on_create(account_id, properties)
+        try:
+            data = provider.on_create(account_id, properties)
+        except Exception as exc:
+            raise _answered_failed(exc) from exc
         # The CDK's provider framework answers with the request ID as the physical ID.
         return cls(account_id, region_name, resource_type, str(uuid.uuid4()), properties,
                    data)
@@ -131,7 +141,10 @@ class CustomResource(CloudFormationModel):
         token = str(properties.get("ServiceToken") or "")
         provider = _provider_for(original_resource.resource_type, token, account_id,
                                  region_name)
-        data = provider.on_update(account_id, original_resource.properties, properties)
+        try:
+            data = provider.on_update(account_id, original_resource.properties, properties)
+        except Exception as exc:
+            raise _answered_failed(exc) from exc
         return cls(account_id, region_name, original_resource.resource_type,
                    original_resource.physical_id, properties, data)
 
@@ -141,9 +154,10 @@ class CustomResource(CloudFormationModel):
             return
         try:
             provider.on_delete(account_id, self.properties)
-        except (TypeError, AttributeError) as exc:
-            # moto takes these two for "no delete method" and would retry another way.
-            raise CustomResourceFailed(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            # Never a bare TypeError or AttributeError: moto takes those for "this model
+            # has no delete method" and would try another way.
+            raise _answered_failed(exc) from exc
 
     @classmethod
     def delete_from_cloudformation_json(

@@ -19,9 +19,10 @@ things wrong that users of AWS's examples meet:
   be deleted ends DELETE_FAILED with its reason (S3's for a bucket that is not empty),
   whatever depends on it is kept, and the stack ends DELETE_FAILED ("The following
   resource(s) failed to delete: [...]") and stays listed until a later DeleteStack
-  succeeds.
+  succeeds, or one that retains (``RetainResources``) what could not be deleted.
 
-Each resource's status, reason and events are recorded (:mod:`.cfn_records`).
+Each resource's status, reason and events are recorded (:mod:`.cfn_records`); the API
+calls that carry options or report statuses are in :mod:`.cfn_requests`.
 :func:`install` puts all of this in place of moto's methods.
 """
 
@@ -33,11 +34,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from moto.cloudformation import parsing as cfn_parsing
-from moto.cloudformation import responses as cfn_responses
 from moto.cloudformation.models import CloudFormationBackend, Stack, cloudformation_backends
 from moto.cloudformation.parsing import ResourceMap
 
-from . import cfn_parameters
 from .cfn_records import (
     dependencies,
     log_failure,
@@ -45,7 +44,6 @@ from .cfn_records import (
     record,
     set_stack_status,
     stack_of,
-    statuses,
 )
 
 #: Statuses in which a stack's resources do not (or do not yet) exist: no outputs.
@@ -53,8 +51,10 @@ _NO_OUTPUTS = frozenset({"CREATE_PENDING", "REVIEW_IN_PROGRESS", "CREATE_IN_PROG
                          "CREATE_FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE",
                          "ROLLBACK_FAILED", "DELETE_COMPLETE"})
 
-#: OnFailure of the CreateStack call being served (CloudFormation calls are serialized).
-_request = threading.local()
+#: Options of the CloudFormation call being served (the calls are serialized):
+#: ``on_failure`` (CreateStack's OnFailure) and ``retain`` (DeleteStack's RetainResources).
+#: Set by :mod:`.cfn_requests`.
+request_options = threading.local()
 
 
 @contextlib.contextmanager
@@ -125,7 +125,7 @@ def _forget_exports(stack: Stack) -> None:
 def _creation_failed(stack: Stack, exc: Exception) -> None:
     failed = getattr(exc, "hi_async_logical_id", None) or "Outputs"
     first = f"The following resource(s) failed to create: [{failed}]. "
-    if getattr(_request, "on_failure", "ROLLBACK") == "DO_NOTHING":
+    if getattr(request_options, "on_failure", "ROLLBACK") == "DO_NOTHING":
         set_stack_status(stack, "CREATE_FAILED", first)
         return
     set_stack_status(stack, "ROLLBACK_IN_PROGRESS", first + "Rollback requested by user.")
@@ -144,7 +144,9 @@ def delete_resources(stack: Stack) -> list[str]:
     parsed = resource_map._parsed_resources
     present = [name for name in template
                if parsed.get(name) is not None and not isinstance(parsed.get(name), str)]
-    for name in [n for n in present if template[n].get("DeletionPolicy") == "Retain"]:
+    retain: frozenset[str] = getattr(request_options, "retain", frozenset())
+    for name in [n for n in present
+                 if template[n].get("DeletionPolicy") == "Retain" or n in retain]:
         record(stack, resource_map, name, template[name]["Type"],
                getattr(parsed[name], "physical_resource_id", None), "DELETE_SKIPPED")
         present.remove(name)
@@ -208,59 +210,6 @@ def delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
             self.exports.pop(name, None)
 
 
-def _create_stack_call(original: Callable[..., Any]) -> Callable[..., Any]:
-    """The CreateStack handler, knowing the call's OnFailure (and DisableRollback)."""
-    def create_stack(self: Any) -> Any:
-        on_failure = self._get_param("OnFailure") or "ROLLBACK"
-        if self._get_bool_param("DisableRollback", False):
-            on_failure = "DO_NOTHING"
-        _request.on_failure = on_failure
-        try:
-            result = original(self)
-        finally:
-            _request.on_failure = "ROLLBACK"
-        if on_failure == "DELETE":
-            backend = self.cloudformation_backend
-            name = self._get_param("StackName")
-            for stack in list(backend.stacks.values()):
-                if stack.name == name and stack.status == "ROLLBACK_COMPLETE":
-                    backend.delete_stack(stack.stack_id)
-        return result
-    return create_stack
-
-
-def create_change_set(original: Callable[..., Any]) -> Callable[..., Any]:
-    """CreateChangeSet refuses unresolvable SSM parameters, as CloudFormation does."""
-    def wrapper(self: CloudFormationBackend, stack_name: str, change_set_name: str,
-                template: str, parameters: dict[str, str], *args: Any, **kwargs: Any) -> Any:
-        cfn_parameters.check_ssm_parameters(Stack.parse_template(template) or {}, parameters,
-                                            self.account_id, self.region_name)
-        return original(self, stack_name, change_set_name, template, parameters, *args,
-                        **kwargs)
-    return wrapper
-
-
-def execute_change_set(original: Callable[..., Any]) -> Callable[..., Any]:
-    """ExecuteChangeSet of a CREATE change set creates the stack as CreateStack does."""
-    def wrapper(self: CloudFormationBackend, change_set_name: str,
-                stack_name: str | None = None) -> None:
-        change_set = self.change_sets.get(change_set_name) or next(
-            (c for c in self.change_sets.values() if c.change_set_name == change_set_name),
-            None)
-        if change_set is None or change_set.change_set_type != "CREATE":
-            return original(self, change_set_name, stack_name)
-        stack = self.stacks[change_set.stack_id]
-        stack.template, stack.parameters = change_set.template, change_set.parameters
-        stack._parse_template()
-        stack.resource_map = stack._create_resource_map()
-        stack.output_map = stack._create_output_map()
-        stack._add_stack_event("CREATE_IN_PROGRESS", resource_status_reason="User Initiated")
-        change_set.execution_status = "EXECUTE_COMPLETE"
-        stack.create_resources()
-        return None
-    return wrapper
-
-
 def _update(original: Callable[..., Any]) -> Callable[..., Any]:
     """``ResourceMap.update`` may create the resources an update adds."""
     def update(self: ResourceMap, *args: Any, **kwargs: Any) -> Any:
@@ -280,33 +229,6 @@ def _stack_resources(self: Stack) -> list[Any]:
     return [r for r in self.resource_map.values() if r is not None]
 
 
-def _list_stack_resources(original: Callable[..., Any]) -> Callable[..., Any]:
-    """ListStackResources with each resource's own status (moto said CREATE_COMPLETE)."""
-    def list_stack_resources(self: Any) -> Any:
-        answer = original(self)
-        stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
-        own = statuses(stack.resource_map)
-        for summary in answer.result["StackResourceSummaries"]:
-            state = own.get(summary["LogicalResourceId"])
-            if state is not None:
-                summary["ResourceStatus"], reason = state
-                if reason:
-                    summary["ResourceStatusReason"] = reason
-        return answer
-    return list_stack_resources
-
-
-class StackResourceView(cfn_responses.StackResourceDTO):
-    """DescribeStackResource(s): each resource's own status and reason."""
-
-    def __init__(self, stack: Stack, resource: Any) -> None:
-        super().__init__(stack, resource)
-        own = statuses(stack.resource_map).get(str(self.logical_resource_id))
-        self.resource_status_reason = None
-        if own is not None:
-            self.resource_status, self.resource_status_reason = own
-
-
 _installed = False
 
 
@@ -319,17 +241,8 @@ def install() -> None:
     cfn_parsing.parse_and_create_resource = _create_resource(
         cfn_parsing.parse_and_create_resource)
     ResourceMap.update = _update(ResourceMap.update)  # type: ignore[method-assign]
-    responses = cfn_responses.CloudFormationResponse
-    responses.create_stack = _create_stack_call(responses.create_stack)  # type: ignore[method-assign]
-    responses.list_stack_resources = _list_stack_resources(  # type: ignore[method-assign]
-        responses.list_stack_resources)
-    CloudFormationBackend.create_change_set = create_change_set(  # type: ignore[method-assign]
-        CloudFormationBackend.create_change_set)
-    CloudFormationBackend.execute_change_set = execute_change_set(  # type: ignore[method-assign]
-        CloudFormationBackend.execute_change_set)
     Stack.outputs = _outputs(Stack.__dict__["outputs"])  # type: ignore[assignment,method-assign]
     Stack.create_resources = create_resources  # type: ignore[method-assign]
     Stack.delete = delete  # type: ignore[method-assign]
     Stack.stack_resources = property(_stack_resources)  # type: ignore[assignment,method-assign]
     CloudFormationBackend.delete_stack = delete_stack  # type: ignore[method-assign]
-    cfn_responses.StackResourceDTO = StackResourceView  # type: ignore[misc]

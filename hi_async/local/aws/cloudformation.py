@@ -12,7 +12,8 @@ parses templates and creates resources; the modules here add what it lacks:
 - parameters resolved from SSM and the template's Rules (:mod:`.cfn_parameters`);
 - a bucket that is not empty refusing deletion (:mod:`.cfn_bucket`);
 - the stack life cycle: creation that fails and rolls back, deletion that can fail,
-  resources created only while a stack is created or updated (:mod:`.cfn_lifecycle`).
+  resources created only while a stack is created or updated (:mod:`.cfn_lifecycle`), and
+  the API calls' options moto ignores (:mod:`.cfn_requests`).
 
 :func:`install` does all of it once per process; the server calls it at start-up.
 """
@@ -31,6 +32,7 @@ from . import (
     cfn_datastore,
     cfn_lifecycle,
     cfn_parameters,
+    cfn_requests,
     cfn_template,
 )
 
@@ -52,6 +54,7 @@ def install() -> None:
         cfn_parameters.install()
         cfn_bucket.install()
         cfn_lifecycle.install()
+        cfn_requests.install()
         parsing.resource_class_from_type = cfn_custom_resources.resource_class_for(  # type: ignore[assignment]
             parsing.resource_class_from_type)
         # moto caches its type → model map on first use; drop it so the models above are
