@@ -38,6 +38,7 @@ from moto.cloudformation.models import CloudFormationBackend, Stack, cloudformat
 from moto.cloudformation.parsing import ResourceMap
 
 from .cfn_records import (
+    already_gone,
     dependencies,
     log_failure,
     reason_of,
@@ -161,10 +162,12 @@ def delete_resources(stack: Stack) -> list[str]:
         try:
             resource_map._delete_resource(resource, template[name])
         except Exception as exc:
-            errors[name] = reason_of(exc)
-            record(stack, resource_map, name, kind, physical, "DELETE_FAILED", errors[name])
-            log_failure(stack, name, "delete", exc)
-            return False
+            if not already_gone(exc):
+                errors[name] = reason_of(exc)
+                record(stack, resource_map, name, kind, physical, "DELETE_FAILED",
+                       errors[name])
+                log_failure(stack, name, "delete", exc)
+                return False
         parsed.pop(name, None)
         record(stack, resource_map, name, kind, physical, "DELETE_COMPLETE")
         remaining.remove(name)

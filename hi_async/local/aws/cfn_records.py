@@ -30,6 +30,22 @@ def reason_of(exc: BaseException) -> str:
     return str(message)
 
 
+#: Error codes (or exception names) that say the resource to delete is not there.
+_GONE = frozenset({"ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "MissingBucket",
+                   "NotFoundException", "UnknownFunctionException", "ParameterNotFound"})
+
+
+def already_gone(exc: BaseException) -> bool:
+    """True when a deletion failed only because the resource no longer exists.
+
+    CloudFormation counts that as deleted (a resource removed by hand, or one of moto's
+    services whose state a restart did not keep).
+    """
+    names = {type(exc).__name__, str(getattr(exc, "error_type", "")),
+             str(getattr(exc, "code", ""))}
+    return bool(names & _GONE)
+
+
 def log_failure(stack: Stack | None, logical_id: str, action: str, exc: BaseException) -> None:
     """Log a resource that failed; with the traceback when it is not a service's refusal."""
     expected = hasattr(exc, "code") or type(exc).__module__.startswith("hi_async.")
