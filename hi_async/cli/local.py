@@ -8,16 +8,17 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     local = sub.add_parser(
         "local",
-        help="the embedded local stack (HealthImaging emulator + S3, IAM, STS, CloudFormation)",
+        help="the embedded local stack (HealthImaging emulator + S3, IAM, STS, SSM, "
+        "CloudFormation)",
         description="Run or seed the embedded local stack.",
     )
     lsub = local.add_subparsers(dest="local_command", metavar="COMMAND", required=True)
 
     serve = lsub.add_parser(
         "serve",
-        help="serve HealthImaging, S3, IAM, STS and CloudFormation on one endpoint",
-        description="Serve the HealthImaging API and moto's S3, IAM, STS and CloudFormation "
-        "on one HTTP endpoint, routed by the SigV4 credential scope.",
+        help="serve HealthImaging, S3, IAM, STS, SSM and CloudFormation on one endpoint",
+        description="Serve the HealthImaging API and moto's S3, IAM, STS, SSM Parameter Store "
+        "and CloudFormation on one HTTP endpoint, routed by the SigV4 credential scope.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=4566, help="port (0 picks a free one)")
@@ -42,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "(default 0)")
     serve.add_argument("--import-max-bytes", type=int, default=None, metavar="N",
                        help="input limit per import job (default 10 GiB, the service's)")
+    serve.add_argument("--bare-account", action="store_true",
+                       help="act as an account never bootstrapped with 'cdk bootstrap' (no "
+                       "/cdk-bootstrap/hnb659fds/version parameter in SSM); by default the "
+                       "account is bootstrapped, so CDK-made templates deploy")
     serve.add_argument("--verify-signatures", action="store_true",
                        help="check the signatures of every request (HealthImaging, S3, IAM, "
                        "STS, CloudFormation) against HI_ASYNC_LOCAL_CREDENTIALS")

@@ -2,7 +2,8 @@
 
 Sub-packages, each importing only those listed after it: ``data`` (synthetic series, the
 public data bucket, ``local seed``), ``dicom_import`` (import jobs), ``aws`` (moto,
-CloudFormation types, signatures, in-process S3) and ``healthimaging`` (the service).
+CloudFormation as AWS runs it, SSM, signatures, in-process S3) and ``healthimaging`` (the
+service).
 The modules here run the stack: ``stack`` (:class:`~.stack.LocalStack`), ``serve``
 (``local serve``), ``runtime``, ``server``, ``realism`` and ``config``.
 """

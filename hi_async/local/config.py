@@ -91,6 +91,9 @@ class StackConfig:
     import_max_bytes: int = IMPORT_MAX_BYTES
     #: Bytes of frame data kept in memory to spare a file read per GetImageFrame.
     frame_cache_bytes: int = 256 * 1024 * 1024
+    #: Act as an account never bootstrapped with ``cdk bootstrap``: no
+    #: ``/cdk-bootstrap/hnb659fds/version`` parameter in SSM (see :mod:`.aws.ssm_bootstrap`).
+    bare_account: bool = False
 
     def __post_init__(self) -> None:
         self.datastore_delay = check_delay("datastore_delay", self.datastore_delay)

@@ -28,6 +28,10 @@ State delays: ``--datastore-delay SECONDS`` (default 0.3) is how long a data sto
 CREATING or DELETING, ``--lock-delay SECONDS`` (default 0) how long an image set stays
 LOCKED after an update, copy or delete; both must be finite and not negative (else exit 2).
 
+CDK bootstrap: the account behaves as one bootstrapped with ``cdk bootstrap`` (SSM holds
+``/cdk-bootstrap/hnb659fds/version`` in every region), so CDK-made templates deploy;
+``--bare-account`` leaves it out, and such templates are then refused as on AWS.
+
 Persistence: with ``--data-dir`` the HealthImaging state (data stores, image sets and
 their versions, metadata, frames, jobs, tags) survives a restart on the same directory,
 and so does moto's S3, IAM, STS and CloudFormation state, saved when the stack stops
@@ -136,7 +140,8 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         credentials=credentials, denied=denied,
         datastore_delay=_delay_from_args(args, "datastore_delay", DEFAULT_DATASTORE_DELAY),
         lock_delay=_delay_from_args(args, "lock_delay", DEFAULT_LOCK_DELAY),
-        import_max_bytes=getattr(args, "import_max_bytes", None) or IMPORT_MAX_BYTES)
+        import_max_bytes=getattr(args, "import_max_bytes", None) or IMPORT_MAX_BYTES,
+        bare_account=bool(getattr(args, "bare_account", False)))
 
 
 def serve_from_args(args: argparse.Namespace) -> int:

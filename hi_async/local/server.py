@@ -13,7 +13,6 @@ the answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sys
@@ -21,12 +20,13 @@ import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 import anyio
 from aiohttp import web
 
+from .aws import cloudformation, ssm_bootstrap
 from .aws.moto_bridge import MotoBridge
+from .aws.moto_errors import auth_error
 from .aws.sigv4_verify import authorize, verify
 from .config import StackConfig
 from .data.public_data import ensure_public_bucket
@@ -105,12 +105,17 @@ class LocalServer:
         return app
 
     async def start_services(self) -> None:
-        """Register the CloudFormation model, seed the public bucket, then be ready."""
+        """Teach moto's CloudFormation our resource types, bootstrap the account for the
+        CDK, seed the public bucket, then be ready."""
         self._previous_registry = set_registry(self.registry)
-        with contextlib.suppress(ImportError):
-            from .aws import cfn_datastore  # noqa: F401 - registers AWS::HealthImaging::Datastore
+        cloudformation.install()
+        await self._bootstrap_account()
         await self._ensure_public_data()
         self.ready.set()
+
+    async def _bootstrap_account(self) -> None:
+        if not self.config.bare_account:
+            await anyio.to_thread.run_sync(ssm_bootstrap.bootstrap, self.config.account_id)
 
     async def _ensure_public_data(self) -> None:
         self.public_data_state = "seeding"
@@ -159,8 +164,8 @@ class LocalServer:
                        self.config.credentials, s3=service in ("s3", None))
             except ServiceError as exc:
                 self.requests[(f"{service or 'unsigned'}:refused", 403)] += 1
-                return moto_auth_error(service, exc, self._request_id())
-        return await self.moto.handle(request)
+                return auth_error(service, exc, self._request_id())
+        return await self.moto.handle(request, service)
 
     def _request_id(self) -> str:
         self._seq += 1
@@ -272,6 +277,7 @@ class LocalServer:
             await anyio.to_thread.run_sync(self.moto.reset)
             self.requests.clear()
             self.realism.faults.clear()
+            await self._bootstrap_account()
             await self._ensure_public_data()
             return web.json_response({"reset": True})
         if name == "faults" and method == "POST":
@@ -287,43 +293,6 @@ class LocalServer:
             return web.json_response(self.realism.knobs.as_dict())
         return web.json_response({"message": f"no control route {method} /_hi_async/{name}"},
                                  status=404)
-
-
-#: The codes S3 and the query-protocol services (IAM, STS, CloudFormation) answer a
-#: refused signature with, by the emulator's error type.
-_S3_AUTH_CODES = {
-    "InvalidSignatureException": ("SignatureDoesNotMatch", None),
-    "UnrecognizedClientException": (
-        "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
-    "MissingAuthenticationTokenException": ("AccessDenied", "Access Denied"),
-    "AccessDeniedException": ("AccessDenied", None),
-}
-_QUERY_AUTH_CODES = {
-    "InvalidSignatureException": ("SignatureDoesNotMatch", None),
-    "UnrecognizedClientException": ("InvalidClientTokenId", None),
-    "MissingAuthenticationTokenException": (
-        "MissingAuthenticationToken", "Request is missing Authentication Token"),
-    "AccessDeniedException": ("AccessDenied", None),
-}
-
-
-def moto_auth_error(service: str | None, exc: ServiceError, request_id: str) -> web.Response:
-    """A refused signature (403) in the XML the service itself would answer with."""
-    s3 = service in ("s3", None)
-    code, message = (_S3_AUTH_CODES if s3 else _QUERY_AUTH_CODES).get(
-        exc.code, ("AccessDenied", None))
-    text = xml_escape(message or exc.message)
-    if s3:
-        body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                f"<Error><Code>{code}</Code><Message>{text}</Message>"
-                f"<RequestId>{request_id}</RequestId></Error>")
-    else:
-        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
-                f"<Message>{text}</Message></Error><RequestId>{request_id}</RequestId>"
-                "</ErrorResponse>")
-    return web.Response(status=403, body=body.encode(), content_type="application/xml",
-                        headers={"x-amzn-RequestId": request_id,
-                                 "x-amz-request-id": request_id})
 
 
 def warn_if_exposed(host: str) -> None:

@@ -51,7 +51,7 @@ class LocalStack:
                  denied: dict[str, frozenset[str]] | None = None,
                  datastore_delay: float = DEFAULT_DATASTORE_DELAY,
                  lock_delay: float = DEFAULT_LOCK_DELAY,
-                 import_max_bytes: int = IMPORT_MAX_BYTES) -> None:
+                 import_max_bytes: int = IMPORT_MAX_BYTES, bare_account: bool = False) -> None:
         if isinstance(knobs, dict):
             knobs = Knobs().updated(knobs)
         self.mode = mode
@@ -61,7 +61,8 @@ class LocalStack:
                                   credentials=credentials or {"test": "test"},
                                   denied=dict(denied or {}),
                                   datastore_delay=datastore_delay, lock_delay=lock_delay,
-                                  import_max_bytes=import_max_bytes)
+                                  import_max_bytes=import_max_bytes,
+                                  bare_account=bare_account)
         self.url = ""
         self.server: LocalServer | None = None
         self._thread: threading.Thread | None = None
@@ -155,6 +156,8 @@ class LocalStack:
             cmd += ["--lock-delay", repr(c.lock_delay)]
         if c.import_max_bytes != IMPORT_MAX_BYTES:
             cmd += ["--import-max-bytes", str(c.import_max_bytes)]
+        if c.bare_account:
+            cmd.append("--bare-account")
         env = dict(os.environ)
         env[CREDENTIALS_ENV] = format_credentials(c.credentials, c.denied)
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)

@@ -59,7 +59,7 @@ async def test_template_deploys_and_its_datastore_is_a_real_one(clients: Any) ->
     desc = await clients.cfn.describe_stacks(StackName=stack_id)
     assert desc["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
     after = await clients.mi.get_datastore(datastoreId=outputs["DatastoreId"])
-    assert after["datastoreProperties"]["datastoreStatus"] in ("DELETING", "DELETED")
+    assert after["datastoreProperties"]["datastoreStatus"] == "DELETED"
     for key in ("InputBucketName", "OutputBucketName"):
         assert not await _exists(clients.s3, outputs[key])
 

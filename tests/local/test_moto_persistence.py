@@ -69,3 +69,24 @@ def test_an_in_process_stack_leaves_moto_state_alone(tmp_path: Path, make_client
     with LocalStack(data_dir=tmp_path) as stack:
         # Nothing was loaded over moto's memory either: the bucket is still there.
         make_client("s3", url=stack.url).delete_bucket(Bucket="in-process-only")
+
+
+@pytest.mark.slow
+def test_a_cdk_stack_deployed_before_a_restart_is_deleted_cleanly_after(
+        tmp_path: Path, make_client) -> None:
+    from tests.local.cdk_template import cdk_template_body
+    from tests.local.cfn_support import create, outputs, status
+
+    with LocalStack(mode="process", data_dir=tmp_path) as stack:
+        cfn, s3 = (make_client(s, url=stack.url) for s in ("cloudformation", "s3"))
+        stack_id = create(cfn, "cdk-restart", cdk_template_body(), DatastoreName="restart")
+        bucket = outputs(cfn, stack_id)["InputBucketName"]
+        s3.put_object(Bucket=bucket, Key="study/a.dcm", Body=b"DICM")
+    with LocalStack(mode="process", data_dir=tmp_path) as stack:
+        cfn, s3 = (make_client(s, url=stack.url) for s in ("cloudformation", "s3"))
+        assert status(cfn, stack_id)[0] == "CREATE_COMPLETE"
+        # The provider's Lambda function was not kept (moto's Lambda state is not saved);
+        # a resource already gone counts as deleted, as on AWS.
+        cfn.delete_stack(StackName=stack_id)
+        assert status(cfn, stack_id) == ("DELETE_COMPLETE", None)
+        assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]

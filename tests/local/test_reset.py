@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+from hi_async.local.aws.ssm_bootstrap import BOOTSTRAP_PARAMETER, BOOTSTRAP_VERSION
 from hi_async.local.stack import LocalStack
 
 
@@ -24,3 +25,7 @@ def test_reset_forgets_datastores_buckets_and_counts(make_client):
         assert "CreateDatastore" not in stack.stats()["requests"]
         assert stack.stats()["publicData"] == "ready"  # the stand-in public bucket is back
         assert "idc-open-data" in names
+        # ... and so is the account's CDK bootstrap version.
+        ssm = make_client("ssm", url=stack.url)
+        assert ssm.get_parameter(Name=BOOTSTRAP_PARAMETER)["Parameter"]["Value"] == \
+            BOOTSTRAP_VERSION

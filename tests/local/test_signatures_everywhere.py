@@ -1,4 +1,4 @@
-"""``--verify-signatures`` covers S3, IAM, STS and CloudFormation as well as HealthImaging.
+"""``--verify-signatures`` covers S3, IAM, STS, SSM and CloudFormation as well as HealthImaging.
 
 Each service refuses a wrong secret, an unknown key and an unsigned request with 403 in
 its own dialect (S3's XML error, the query services' ErrorResponse), which botocore
@@ -138,6 +138,17 @@ def test_query_services_pass_signed_and_refuse_the_rest(stack: LocalStack, servi
         "SignatureDoesNotMatch", 403)
     assert _refused(lambda: call(_client(stack, service, key="AKIDNOBODYKNOWS"))) == (
         "InvalidClientTokenId", 403)
+
+
+def test_json_services_refuse_in_their_own_shape(stack: LocalStack) -> None:
+    # SSM speaks JSON: its refusals carry __type and x-amzn-ErrorType, as on AWS.
+    ssm = _client(stack, "ssm")
+    ssm.put_parameter(Name="/signed/param", Value="v", Type="String", Overwrite=True)
+    assert ssm.get_parameter(Name="/signed/param")["Parameter"]["Value"] == "v"
+    assert _refused(lambda: _client(stack, "ssm", secret="nope").get_parameter(
+        Name="/signed/param")) == ("InvalidSignatureException", 403)
+    assert _refused(lambda: _client(stack, "ssm", key="AKIDNOBODYKNOWS").get_parameter(
+        Name="/signed/param")) == ("UnrecognizedClientException", 403)
 
 
 def test_the_aws_cli_signs_s3_requests_the_stack_accepts(stack: LocalStack,

@@ -2,21 +2,24 @@
 
 moto builds its CloudFormation resource map from the subclasses of ``CloudFormationModel``
 that exist when a stack is first parsed, and files each model under the second component
-of its ``__module__`` (``local`` for every module under ``hi_async.local``). The server
-imports this module at start-up; the resource it creates is a real data store in the
-emulator's backend, the same one the HealthImaging API answers from.
+of its ``__module__`` (``local`` for every module under ``hi_async.local``); the server
+registers this model through :mod:`.cloudformation` at start-up. The resource it creates
+is a real data store in the emulator's backend, the same one the HealthImaging API
+answers from.
+
+Its deletion, like CloudFormation's handler, waits until the data store is DELETED: a
+stack that says DELETE_COMPLETE has no data store left DELETING.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from moto.cloudformation import parsing as _cfn_parsing
 from moto.core.common_models import CloudFormationModel
 
 from ..healthimaging.apierrors import ConflictException, ResourceNotFoundException
 from ..healthimaging.registry import get_backend
-from . import cfn_bucket_policy  # noqa: F401 - registers AWS::S3::BucketPolicy
 
 
 class HealthImagingDatastore(CloudFormationModel):
@@ -101,16 +104,16 @@ class HealthImagingDatastore(CloudFormationModel):
             return
         except ConflictException:
             status = backend.datastore_status(backend.get_datastore(datastore_id))
-            if status in ("DELETING", "DELETED"):
-                return
-            raise  # image sets or running jobs: the stack deletion fails, as it would on AWS
+            if status not in ("DELETING", "DELETED"):
+                raise  # image sets or running jobs: the deletion fails, as it would on AWS
+        _wait_until_deleted(backend, datastore_id)
 
     def is_created(self) -> bool:
         return True
 
 
-# moto caches its type → model map on first use; drop it so this model is seen even if a
-# stack was parsed before this module was imported.
-for _cached in (_cfn_parsing.get_model_list, _cfn_parsing.get_model_map,
-                _cfn_parsing.get_name_type_map):
-    _cached.cache_clear()
+def _wait_until_deleted(backend: Any, datastore_id: str) -> None:
+    """Sleep until the data store's DELETING phase is over (``--datastore-delay``)."""
+    datastore = backend.get_datastore(datastore_id)
+    while backend.datastore_status(datastore) == "DELETING":
+        time.sleep(min(0.05, max(backend.datastore_delay / 10, 0.005)))

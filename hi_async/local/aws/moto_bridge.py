@@ -5,6 +5,14 @@ the aiohttp request, so slow moto calls never block the event loop. moto keeps i
 in its usual process-global backends (account 123456789012 by default), which is what
 lets the import job runner read input objects from moto's S3 in-process.
 
+CloudFormation calls run one at a time. moto adds a stack to its backend before the
+stack's resources exist and creates a resource on the first lookup that misses it, so a
+DescribeStacks that reads the outputs while CreateStack runs on another thread could
+create a second data store or bucket; AWS has no such race, so neither may we.
+
+A crash inside moto never reaches the client as a bare 500: it is logged with its
+traceback and answered as the service's own internal error (:mod:`.moto_errors`).
+
 moto's state lives in memory; a stack that owns its process saves it to ``--data-dir``
 when it stops and loads it when it starts again (:mod:`.moto_state`).
 """
@@ -15,7 +23,9 @@ import asyncio
 import base64
 import hashlib
 import io
+import logging
 import threading
+import uuid
 import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +33,14 @@ from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+from .moto_errors import internal_error
+
+log = logging.getLogger("hi_async.local")
+
+#: Held by every CloudFormation call of every stack in this process (moto's state is
+#: process-wide; see the module docstring).
+_CLOUDFORMATION_LOCK = threading.Lock()
 
 #: Headers that describe the connection, not the answer; aiohttp sets its own.
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "date",
@@ -37,10 +55,13 @@ class MotoBridge:
 
         self.app = DomainDispatcherApplication(create_backend_app)
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moto")
-        self._lock = threading.Lock()
+        # CloudFormation calls get a thread of their own, so that callers queued behind a
+        # long CreateStack or DeleteStack do not take the workers S3 and IAM need.
+        self.cloudformation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moto-cfn")
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.cloudformation.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
     def reset() -> None:
@@ -49,11 +70,26 @@ class MotoBridge:
 
         moto_api_backend.reset()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request, service: str | None) -> web.StreamResponse:
+        """moto's answer to ``request``, whose SigV4 scope names ``service`` (None: unsigned)."""
         body = await request.read()
         environ = self._environ(request, body)
         loop = asyncio.get_running_loop()
-        status, headers, payload = await loop.run_in_executor(self.executor, self._call, environ)
+        if service == "cloudformation":
+            executor, call = self.cloudformation, self._call_serialized
+        else:
+            executor, call = self.executor, self._call
+        try:
+            status, headers, payload = await loop.run_in_executor(executor, call, environ)
+        except Exception as exc:
+            log.exception("moto failed on %s %s (%s)", request.method, request.path,
+                          service or "unsigned")
+            return internal_error(service, str(uuid.uuid4()), type(exc).__name__)
+        if status >= 500 and _is_html(headers):
+            # moto's web framework caught the crash and wrote its own page.
+            log.error("moto answered %s %s (%s) with a bare %d", request.method, request.path,
+                      service or "unsigned", status)
+            return internal_error(service, str(uuid.uuid4()), f"HTTP {status}")
         out: CIMultiDict[str] = CIMultiDict()
         length = None
         for name, value in headers:
@@ -71,6 +107,11 @@ class MotoBridge:
             await resp.prepare(request)
             return resp
         return web.Response(status=status, headers=out, body=payload)
+
+    def _call_serialized(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]],
+                                                                  bytes]:
+        with _CLOUDFORMATION_LOCK:
+            return self._call(environ)
 
     def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         started: dict[str, Any] = {}
@@ -132,6 +173,11 @@ class MotoBridge:
             environ[key] = f"{environ[key]},{value}" if key in environ else value
         environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = preserved
         return environ
+
+
+def _is_html(headers: list[tuple[str, str]]) -> bool:
+    return any(name.lower() == "content-type" and "html" in value.lower()
+               for name, value in headers)
 
 
 def _full_object_checksum(algorithm: str, payload: bytes) -> str | None:

@@ -1,4 +1,6 @@
-"""In-process access to moto's S3 for the import runner and the public-data bucket.
+"""In-process access to moto's S3 for the import runner, the public-data bucket and
+CloudFormation (emptying a bucket for the CDK's auto-delete provider, refusing to delete
+a bucket that is not empty).
 
 The emulator runs in the same process as moto, so import jobs read their input and write
 their output through moto's S3 backend directly instead of over HTTP: no signing, no
@@ -8,6 +10,7 @@ Calls are blocking (moto holds locks and spooled files); callers run them in thr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,3 +72,55 @@ class MotoS3:
 
     def write(self, bucket: str, key: str, data: bytes) -> None:
         self._backend().put_object(bucket, key, data)
+
+    # -- whole buckets (CloudFormation) ----------------------------------------------------
+    def tags(self, bucket: str) -> dict[str, str]:
+        """The bucket's tags (GetBucketTagging's TagSet as a mapping)."""
+        backend = self._backend()
+        tag_set = backend.get_bucket_tagging(bucket).get("Tags", [])
+        return {t["Key"]: t["Value"] for t in tag_set}
+
+    def set_versioning(self, bucket: str, status: str) -> None:
+        """PutBucketVersioning: ``Enabled`` or ``Suspended``."""
+        self._backend().put_bucket_versioning(bucket, status)
+
+    def delete_bucket(self, bucket: str) -> None:
+        self._backend().delete_bucket(bucket)
+
+    def holds_anything(self, bucket: str) -> bool:
+        """True while S3 would refuse DeleteBucket: any object, version or delete marker."""
+        return bool(self._backend().get_bucket(bucket).keys)
+
+    def add_policy_statement(self, bucket: str, statement: dict[str, Any]) -> None:
+        """Append ``statement`` to the bucket policy (creating the policy if there is none)."""
+        backend = self._backend()
+        current = backend.get_bucket(bucket).policy
+        policy: dict[str, Any] = (json.loads(current) if current
+                                  else {"Version": "2012-10-17", "Statement": []})
+        statements = policy.get("Statement") or []
+        if isinstance(statements, dict):  # a policy may hold a single statement object
+            statements = [statements]
+        policy["Statement"] = [*statements, statement]
+        backend.put_bucket_policy(bucket, json.dumps(policy).encode())
+
+    def empty(self, bucket: str) -> int:
+        """Delete every object version and delete marker, and abort every multipart upload.
+
+        Returns how many versions and markers were deleted.
+        """
+        backend = self._backend()
+        found = backend.get_bucket(bucket)
+        deleted = 0
+        for name, versions in list(found.keys.iterlists()):
+            if not found.is_versioned:
+                backend.delete_object(bucket, name)
+                deleted += len(versions)
+                continue
+            for version in list(versions):
+                # Without bypassing governance retention, as the CDK's handler does: a
+                # locked version makes the emptying, and so the deletion, fail.
+                backend.delete_object(bucket, name, version_id=str(version.version_id))
+                deleted += 1
+        for upload_id in list(found.multiparts):
+            backend.abort_multipart_upload(bucket, upload_id)
+        return deleted
