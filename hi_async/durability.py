@@ -21,43 +21,22 @@ and each directory of the batch is fsynced.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import anyio
 
 from .errors import OutputError
 from .journal import Journal
+from .libc import errno_error
+from .libc import syncfs as _SYNCFS
 from .model import FrameResult
 
 #: Seconds between barriers while frames keep arriving.
 COMMIT_INTERVAL = 0.25
 #: A batch this large is committed without waiting for the interval.
 COMMIT_BATCH = 1024
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-    except OSError:
-        return None
-    syncfs = getattr(libc, "syncfs", None)
-    if syncfs is None:
-        return None
-    syncfs.argtypes = [ctypes.c_int]
-    syncfs.restype = ctypes.c_int
-
-    def call(fd: int) -> int:
-        return int(syncfs(fd))
-
-    return call
-
-
-_SYNCFS = _load_syncfs()
 
 
 def make_stable(out_dir: Path, paths: Iterable[str]) -> None:
@@ -67,8 +46,7 @@ def make_stable(out_dir: Path, paths: Iterable[str]) -> None:
         fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if _SYNCFS(fd) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err), str(out_dir))
+                raise errno_error(str(out_dir))
         finally:
             os.close(fd)
         return

@@ -10,8 +10,6 @@ and leftover ``*.tmp`` files are removed. A rerun skips frames whose latest line
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import json
 import os
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from .errors import OutputError
+from .libc import fallocate as _FALLOCATE
 from .model import FrameResult
 from .paths import EXTENSIONS
 
@@ -159,20 +158,6 @@ def read_verified(out_dir: Path, fmt: str | None = None) -> dict[tuple[str, str]
 RESERVE = 1 << 18
 
 _FALLOC_FL_KEEP_SIZE = 1
-
-
-def _load_fallocate() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        fallocate = libc.fallocate
-    except (OSError, AttributeError):
-        return None
-    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    fallocate.restype = ctypes.c_int
-    return fallocate
-
-
-_FALLOCATE = _load_fallocate()
 
 
 class Journal:

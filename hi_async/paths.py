@@ -68,6 +68,16 @@ def frame_path(out_dir: Path, image_set_id: str, frame_id: str, fmt: str) -> Pat
     return out_dir / image_set_id / (frame_id + EXTENSIONS[fmt])
 
 
+def frame_file(out_dir: str, image_set_id: str, frame_id: str, fmt: str) -> str | None:
+    """:func:`frame_path` as a string, built without pathlib (once per frame, thousands of
+    times a second); ``out_dir`` is the output folder as a string."""
+    if fmt == "none":
+        return None
+    check_id(image_set_id, "image set ID")
+    check_id(frame_id, "image frame ID")
+    return f"{out_dir}/{image_set_id}/{frame_id}{EXTENSIONS[fmt]}"
+
+
 def ensure_inside(root: Path, path: Path) -> None:
     """Refuse any path that would leave ``root`` (belt and braces after ID checks)."""
     root_r = root.resolve()

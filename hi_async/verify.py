@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Any
 
 from . import codecs
 from .errors import DecodeError, UnsupportedContentType
 from .model import Check, EncodedFrame, Outcome
 from .output.frames import write_frame_file
+
+#: Folders this process has made or found, so that a frame costs no mkdir call.
+_FOLDERS: set[str] = set()
+
+
+def _write(path: str, fmt: str, data: bytes, pixels: Any) -> None:
+    folder = os.path.dirname(path)
+    if folder not in _FOLDERS:
+        os.makedirs(folder, exist_ok=True)
+        _FOLDERS.add(folder)
+    try:
+        write_frame_file(path, fmt, data, pixels)
+    except FileNotFoundError:  # the folder went away meanwhile: make it again, once
+        os.makedirs(folder, exist_ok=True)
+        write_frame_file(path, fmt, data, pixels)
 
 
 def verify_frame(frame: EncodedFrame, *, path: str | None, fmt: str,
@@ -39,8 +55,7 @@ def verify_frame(frame: EncodedFrame, *, path: str | None, fmt: str,
                        f"CRC32 mismatch: expected {expected:08x}, got {actual:08x}")
     if path is not None:
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            write_frame_file(path, fmt, frame.data, pixels)
+            _write(path, fmt, frame.data, pixels)
         except OSError as exc:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             return Outcome(Check.DISK_FULL if full else Check.FAILED, actual,

@@ -82,6 +82,8 @@ class _Connection(asyncio.Protocol):
         self.reusable = True
         self._waiter: asyncio.Future[Response] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        #: loop.time() of the last bytes received (the read timer checks it when it fires).
+        self._active = 0.0
         self._buffer = bytearray()
         self._received_any = False
         self._reset_answer()
@@ -129,7 +131,15 @@ class _Connection(asyncio.Protocol):
             self._close()
             return
         self._received_any = True
-        self._restart_timer()
+        self._active = self._loop.time()
+        length = self._length
+        if length is not None and self._in_body and not self._buffer and len(data) <= length:
+            # The body, known in length: keep the bytes as they came, no copy.
+            self._body.append(data)
+            self._length = length - len(data)
+            if not self._length:
+                self._finish()
+            return
         self._buffer += data
         try:
             self._parse()
@@ -149,7 +159,10 @@ class _Connection(asyncio.Protocol):
         self._received_any = False
         self._waiter = self._loop.create_future()
         transport.write(data)
-        self._restart_timer()
+        self._active = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._active + self._read_timeout,
+                                             self._timer_fired)
         return self._waiter
 
     def _close(self) -> None:
@@ -167,22 +180,24 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _restart_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(self._read_timeout, self._timed_out)
-
     def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _timed_out(self) -> None:
+    def _timer_fired(self) -> None:
+        """The read timer: one per connection, re-armed for the time left when bytes came
+        meanwhile (cheaper than resetting a timer for every chunk received)."""
         self._timer = None
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(TimeoutError(
-                f"the server sent nothing for {self._read_timeout:g} s"))
+        if waiter is None or waiter.done():
+            return  # idle between requests: the next request arms it again
+        deadline = self._active + self._read_timeout
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._timer_fired)
+            return
+        waiter.set_exception(TimeoutError(
+            f"the server sent nothing for {self._read_timeout:g} s"))
         self.abort()
 
     # Parsing
@@ -195,8 +210,12 @@ class _Connection(asyncio.Protocol):
         elif self._length is not None:
             take = min(self._length, len(self._buffer))
             if take:
-                self._body.append(bytes(self._buffer[:take]))
-                del self._buffer[:take]
+                if take == len(self._buffer):
+                    self._body.append(bytes(self._buffer))
+                    self._buffer.clear()
+                else:
+                    self._body.append(bytes(self._buffer[:take]))
+                    del self._buffer[:take]
                 self._length -= take
             if self._length == 0:
                 self._finish()
@@ -285,7 +304,6 @@ class _Connection(asyncio.Protocol):
             self._chunk_left = size
 
     def _finish(self) -> None:
-        self._stop_timer()
         waiter = self._waiter
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         response = Response(self._status, self._head, body)

@@ -90,8 +90,8 @@ class JsonPostSigner:
         scope = f"{day}/{self._region}/{self._service}/aws4_request"
         string_to_sign = (f"{_ALGORITHM}\n{stamp}\n{scope}\n"
                           f"{hashlib.sha256(canonical_request.encode()).hexdigest()}")
-        signature = hmac.new(self._signing_key(secret_key, day), string_to_sign.encode(),
-                             hashlib.sha256).hexdigest()
+        signature = hmac.digest(self._signing_key(secret_key, day), string_to_sign.encode(),
+                                "sha256").hex()
         out = {
             "Content-Type": _CONTENT_TYPE,
             "X-Amz-Date": stamp,

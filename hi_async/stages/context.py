@@ -61,6 +61,11 @@ class FrameWork:
     fmt: str
     want_pixels: bool = False
     stats: StageStats = field(default_factory=StageStats)
+    #: ``out_dir`` as a string, for building frame paths without pathlib.
+    out_text: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.out_text = str(self.out_dir) if self.out_dir is not None else ""
 
 
 @dataclass

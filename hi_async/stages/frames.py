@@ -23,7 +23,7 @@ import anyio
 from ..aws import is_fatal_for_run
 from ..errors import HiAsyncError, OutputError
 from ..model import Check, EncodedFrame, FrameRef, FrameResult, FrameStatus, Outcome
-from ..paths import frame_path
+from ..paths import frame_file
 from .context import FrameWork
 
 #: Frames in flight per decode thread beyond those waiting on the network, so that a
@@ -50,9 +50,8 @@ async def fetch(work: FrameWork, ref: FrameRef) -> EncodedFrame:
 async def _verify(work: FrameWork, item: EncodedFrame) -> Outcome:
     path = None
     if work.out_dir is not None:
-        target = frame_path(work.out_dir, item.ref.image_set_id, item.ref.image_frame_id,
-                            work.fmt)
-        path = str(target) if target is not None else None
+        path = frame_file(work.out_text, item.ref.image_set_id, item.ref.image_frame_id,
+                          work.fmt)
     pool = work.pool
     assert pool is not None, "frames done in this process need its decode pool"
     t0 = time.perf_counter()

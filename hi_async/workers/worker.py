@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
-import ctypes.util
 import gc
 import os
 import signal
@@ -29,6 +27,7 @@ from ..aws.retry import AimdLimiter, Retrier
 from ..aws.sendrate import SendRate
 from ..decodepool import DecodePool
 from ..errors import HiAsyncError
+from ..libc import prctl
 from ..model import FrameRef, FrameResult
 from ..stages import frames
 from ..stages.context import FrameWork
@@ -45,12 +44,8 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent(parent_pid: int) -> None:
     """Ask the kernel to SIGKILL this process when its parent dies (Linux), and exit now
     if the parent is already gone."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: stdin closing when the parent dies still stops the worker
+    if prctl is not None:  # elsewhere, stdin closing when the parent dies stops the worker
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(0)
 

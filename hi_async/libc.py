@@ -1,0 +1,41 @@
+"""The few Linux system calls Python's standard library does not offer: ``syncfs``,
+``fallocate`` with its flags, and ``prctl``. Each is None where the C library lacks it.
+
+The C library is the one the interpreter itself is linked with (``CDLL(None)``): looking
+it up by name (``ctypes.util.find_library``) runs ``ldconfig`` in a subprocess, which
+would cost every start a noticeable pause.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+
+def _function(name: str, argtypes: list[Any]) -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = getattr(libc, name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function
+
+
+#: syncfs(fd): write back everything of the file system that holds ``fd``.
+syncfs = _function("syncfs", [ctypes.c_int])
+#: fallocate(fd, mode, offset, length).
+fallocate = _function("fallocate", [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
+                                    ctypes.c_int64])
+#: prctl(option, arg2, arg3, arg4, arg5).
+prctl = _function("prctl", [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                            ctypes.c_ulong])
+
+
+def errno_error(path: str = "") -> OSError:
+    """The OSError for the last failed call (its errno)."""
+    import os
+
+    err = ctypes.get_errno()
+    return OSError(err, os.strerror(err), path) if path else OSError(err, os.strerror(err))
