@@ -1,10 +1,8 @@
-"""index.jsonl: the journal of frames safely on disk, and resuming from it.
+"""index.jsonl, the journal of frames safely on disk, and summary.json.
 
 A frame's line is appended only once its file is stable on disk (see
 :mod:`hi_async.durability`), so after a crash at any moment the index lists only frames
-whose files are whole. A torn last line (the crash hit mid-append) is cut off on resume,
-and leftover ``*.tmp`` files are removed. A rerun skips frames whose latest line says
-``verified`` and whose file is still there.
+whose files are whole; :mod:`hi_async.resume` reads it back.
 """
 
 from __future__ import annotations
@@ -15,12 +13,11 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 from .errors import OutputError
 from .libc import fallocate as _FALLOCATE
 from .model import FrameResult
-from .paths import EXTENSIONS
 
 INDEX = "index.jsonl"
 SUMMARY = "summary.json"
@@ -79,79 +76,9 @@ def entry_line(result: FrameResult, out_dir: Path) -> str:
         f',"contentType":{_json(result.content_type)},"path":{_json(path)}'
         f',"expectedCrc32":{_json(ref.expected_crc32)}'
         f',"actualCrc32":{_json(result.actual_crc32)},"status":{_quote(str(result.status))}'
-        f',"error":{_json(result.error)}}}\n'
+        f',"error":{_json(result.error)},"fileBytes":{_json(result.file_bytes)}'
+        f',"fileCrc32":{_json(result.file_crc32)}}}\n'
     )
-
-
-def remove_leftover_tmp(out_dir: Path) -> int:
-    """Delete ``*.tmp`` files a crashed run left in the output folder; returns how many."""
-    removed = 0
-    for tmp in [*out_dir.glob("*/*.tmp"), *out_dir.glob("*.tmp")]:
-        try:
-            tmp.unlink()
-            removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-class Resumable(NamedTuple):
-    """What a rerun needs of a frame already verified: a tuple, not the whole entry, so
-    that resuming a run of millions of frames stays small."""
-
-    path: str | None
-    actual_crc32: int | None
-    content_type: str | None
-
-
-def _cut_torn_line(index: Path) -> None:
-    """Cut a last line the crash left half-written, so that the next append starts fresh."""
-    with open(index, "r+b") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        tail_start = max(0, size - 65536)
-        fh.seek(tail_start)
-        tail = fh.read()
-        if tail.endswith(b"\n"):
-            return
-        cut = tail.rfind(b"\n")
-        fh.truncate(tail_start + cut + 1 if cut >= 0 else 0)
-
-
-def _wanted_file(rel: str | None, fmt: str | None) -> bool:
-    """Does a verified entry's file serve a run writing ``fmt``? (None: any format.)"""
-    if fmt is None or fmt == "none":
-        return True
-    return rel is not None and rel.endswith(EXTENSIONS[fmt])
-
-
-def read_verified(out_dir: Path, fmt: str | None = None) -> dict[tuple[str, str], Resumable]:
-    """(imageSetId, imageFrameId) → what resuming needs, for frames whose latest entry is
-    ``verified`` and whose file (in ``fmt``, when given) is on disk.
-
-    A frame verified by a run with another ``--format`` is downloaded again: its file is
-    not the one this run promises. Reads the index line by line; cuts a torn last line.
-    """
-    index = out_dir / INDEX
-    if not index.exists():
-        return {}
-    _cut_torn_line(index)
-    latest: dict[tuple[str, str], Resumable | None] = {}
-    with open(index, "rb") as fh:
-        for line in fh:
-            try:
-                entry = json.loads(line)
-                key = (entry["imageSetId"], entry["imageFrameId"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            if entry.get("status") != "verified" or not _wanted_file(entry.get("path"), fmt):
-                latest[key] = None
-                continue
-            latest[key] = Resumable(entry.get("path"), entry.get("actualCrc32"),
-                                    entry.get("contentType"))
-    return {key: r for key, r in latest.items()
-            if r is not None and (r.path is None or (out_dir / r.path).is_file())}
 
 
 #: Disk space kept ahead of the journal's end (about 700 lines).

@@ -115,6 +115,9 @@ class Outcome:
     error: str | None = None
     path: str | None = None
     pixels: Any = None
+    #: Size and CRC32 of the file written, when one was.
+    file_bytes: int | None = None
+    file_crc32: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,9 @@ class FrameResult:
     encoded_bytes: int = 0
     pixels: Any = None  # numpy.ndarray when requested
     resumed: bool = False
+    #: Size and CRC32 of the file written (what a resume checks the file against).
+    file_bytes: int | None = None
+    file_crc32: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +188,8 @@ class Summary:
     failures: tuple[FrameResult, ...] = ()
     #: Frames verified by each worker process (by process ID); empty when run in-process.
     workers: dict[str, int] = field(default_factory=dict)
+    #: What the run wants its user to know (lines of the journal skipped on resume...).
+    warnings: tuple[str, ...] = ()
     #: Where the time went: per-stage busy seconds (summed over a stage's tasks) and the
     #: mean fill of each hand-off queue (0..1). A full queue names its consumer as the
     #: bottleneck.
@@ -211,6 +219,8 @@ class Summary:
         }
         if self.workers:
             doc["workers"] = dict(sorted(self.workers.items()))
+        if self.warnings:
+            doc["warnings"] = list(self.warnings)
         if self.stages:
             doc["stages"] = {
                 part: {k: round(v, 4) for k, v in values.items()}

@@ -18,6 +18,11 @@ _JOB_ID = re.compile(r"[0-9a-z]{1,32}")
 EXTENSIONS = {"jph": ".jph", "npy": ".npy", "raw": ".raw"}
 
 
+def is_service_id(value: object) -> bool:
+    """Is ``value`` a HealthImaging ID (32 characters of ``[0-9a-z]``)?"""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
 def check_id(value: object, what: str) -> str:
     """``value`` if it is a valid 32-character lower-case alphanumeric ID the *user* gave,
     else InvalidId (a usage error). IDs the service sent go to :func:`check_server_id`."""

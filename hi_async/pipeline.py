@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterable
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -23,8 +24,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .durability import Committer
 from .errors import first_error
-from .journal import Journal, read_verified, remove_leftover_tmp
+from .journal import Journal
 from .model import FrameRef, FrameResult, ImageSetRef, Summary
+from .resume import ResumeReport, read_verified, remove_leftover_tmp
 from .stages import frames, metadata, sink
 from .stages.context import RunContext
 from .workers import dispatch
@@ -49,12 +51,19 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
     s = ctx.settings
     work = ctx.work
     journal = None
+    report = ResumeReport()
     if work.out_dir is not None:
+        out_dir = work.out_dir
         resume = s.resume and not work.want_pixels
         if resume:
-            remove_leftover_tmp(work.out_dir)
-            ctx.resumable = read_verified(work.out_dir, work.fmt)
-        journal = Journal(work.out_dir, resume=resume)
+            def resumable() -> dict[tuple[str, str], Any]:
+                remove_leftover_tmp(out_dir)
+                return read_verified(out_dir, work.fmt, verify_existing=s.verify_existing,
+                                     report=report)
+
+            # Checking the files on disk reads them: not on the event loop.
+            ctx.resumable = await anyio.to_thread.run_sync(resumable)
+        journal = Journal(out_dir, resume=resume)
         ctx.committer = Committer(journal)
     sets_tx, sets_rx = anyio.create_memory_object_stream[ImageSetRef](s.metadata_fetchers)
     frames_tx, frames_rx = anyio.create_memory_object_stream[FrameRef](s.queue_size)
@@ -98,7 +107,7 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
         resumed=tally.counts.resumed, retries=retrier.retries - retries_before,
         bytes=tally.counts.bytes, seconds=time.perf_counter() - started,
         by_label=dict(tally.by_label), failures=tuple(tally.failures),
-        workers=dict(tally.by_worker),
+        workers=dict(tally.by_worker), warnings=tuple(report.warnings()),
         stages={"busySeconds": dict(ctx.stats.busy), "queueFill": ctx.stats.queue_fill()},
     )
 

@@ -95,6 +95,9 @@ class Settings:
     out_dir: Path | None = None
     output_format: OutputFormat = "jph"
     resume: bool = True
+    #: On resume, decode every file already there and check its pixels' CRC32 too (not
+    #: only the file's own size and checksum).
+    verify_existing: bool = False
     metadata_max_bytes: int = METADATA_MAX_BYTES
 
     # Behaviour.

@@ -20,16 +20,16 @@ from .output.frames import write_frame_file
 _FOLDERS: set[str] = set()
 
 
-def _write(path: str, fmt: str, data: bytes, pixels: Any) -> None:
+def _write(path: str, fmt: str, data: bytes, pixels: Any) -> tuple[int, int]:
     folder = os.path.dirname(path)
     if folder not in _FOLDERS:
         os.makedirs(folder, exist_ok=True)
         _FOLDERS.add(folder)
     try:
-        write_frame_file(path, fmt, data, pixels)
+        return write_frame_file(path, fmt, data, pixels)
     except FileNotFoundError:  # the folder went away meanwhile: make it again, once
         os.makedirs(folder, exist_ok=True)
-        write_frame_file(path, fmt, data, pixels)
+        return write_frame_file(path, fmt, data, pixels)
 
 
 def verify_frame(frame: EncodedFrame, *, path: str | None, fmt: str,
@@ -53,11 +53,37 @@ def verify_frame(frame: EncodedFrame, *, path: str | None, fmt: str,
     else:
         return Outcome(Check.MISMATCH, actual,
                        f"CRC32 mismatch: expected {expected:08x}, got {actual:08x}")
+    size = crc = None
     if path is not None:
         try:
-            _write(path, fmt, frame.data, pixels)
+            size, crc = _write(path, fmt, frame.data, pixels)
         except OSError as exc:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             return Outcome(Check.DISK_FULL if full else Check.FAILED, actual,
                            f"cannot write {path}: {exc.strerror or exc}")
-    return Outcome(check, actual, None, path, pixels if want_pixels else None)
+    return Outcome(check, actual, None, path, pixels if want_pixels else None,
+                   file_bytes=size, file_crc32=crc)
+
+
+def pixels_of_file(path: str, entry: dict[str, Any]) -> int:
+    """The CRC32 of the pixels in a frame file this package wrote, described by its
+    index.jsonl ``entry`` (rows, columns, samples, dtype, content type): what
+    ``--verify-existing`` checks against the metadata's checksum."""
+    import numpy as np
+
+    rows, columns = int(entry["rows"]), int(entry["columns"])
+    samples = int(entry["samplesPerPixel"])
+    dtype = np.dtype(str(entry["dtype"])).newbyteorder("<")
+    if path.endswith(".npy"):
+        pixels = np.load(path, allow_pickle=False)
+    elif path.endswith(".raw"):
+        pixels = np.fromfile(path, dtype=dtype)
+    else:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        count = rows * columns * samples
+        # Binary segmentations are served as packed bits: a frame of exactly that size.
+        packed = dtype.itemsize == 1 and len(data) == (count + 7) // 8 != count
+        pixels = codecs.decode(data, entry.get("contentType"), rows, columns, samples,
+                               dtype.str, 1 if packed else 0)
+    return codecs.crc32(pixels)

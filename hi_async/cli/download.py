@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--region", default=None)
     p.add_argument("--profile", default=None)
     p.add_argument("--no-resume", action="store_true", help="download verified frames again")
+    p.add_argument("--verify-existing", action="store_true",
+                   help="on resume, decode the files already there and check their pixels "
+                   "too (by default their size and checksum are checked)")
     p.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
                    help="where stderr is no terminal, a progress line this often "
                    "(default 5; 0: none)")
@@ -53,6 +56,7 @@ def _download(args: argparse.Namespace) -> int:
         endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
         workers=args.workers, fetchers=args.fetchers, decoders=args.decoders, pool=args.pool,
         output_format=args.format, resume=not args.no_resume,
+        verify_existing=args.verify_existing,
     )
     out = Path(args.out)
     validate_selection(args.datastore_id, args.image_set_id, args.import_job_id, args.all)

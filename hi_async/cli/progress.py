@@ -167,6 +167,7 @@ def format_summary(summary: Summary) -> str:
     ]
     for label, c in summary.by_label.items():
         lines.append(f"  {label}: {c.verified}/{c.frames} verified, {c.failed} failed")
+    lines.extend(f"warning: {warning}" for warning in summary.warnings)
     return "\n".join(lines)
 
 

@@ -9,31 +9,55 @@ lists them.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+from typing import Any
 
 import numpy as np
+from imagecodecs import deflate_crc32
 
 
-def write_frame_file(path: str, fmt: str, data: bytes, pixels: np.ndarray) -> None:
-    """Write the frame in ``fmt`` (jph | npy | raw) to ``path``, atomically."""
+def write_frame_file(path: str, fmt: str, data: bytes,
+                     pixels: np.ndarray) -> tuple[int, int]:
+    """Write the frame in ``fmt`` (jph | npy | raw) to ``path``, atomically; the file's
+    size and the CRC32 of its bytes (recorded in the journal, so that a resume can tell
+    the file it finds is the one that was written)."""
+    if fmt == "jph":
+        parts: list[Any] = [data]
+    else:
+        c_order = np.ascontiguousarray(pixels)
+        parts = [c_order.data]
+        if fmt == "npy":
+            # Not np.save: it writes through ndarray.tofile, whose short write on a full
+            # disk raises an OSError without errno, which would look like a per-frame
+            # failure instead of the run-stopping full disk it is.
+            header = io.BytesIO()
+            npy = np.lib.format
+            npy.write_array_header_1_0(header, npy.header_data_from_array_1_0(c_order))
+            parts.insert(0, header.getvalue())
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
-            if fmt == "jph":
-                fh.write(data)
-            elif fmt == "npy":
-                # Not np.save: it writes through ndarray.tofile, whose short write on a
-                # full disk raises an OSError without errno, which would look like a
-                # per-frame failure instead of the run-stopping full disk it is.
-                npy = np.lib.format
-                c_order = np.ascontiguousarray(pixels)
-                npy.write_array_header_1_0(fh, npy.header_data_from_array_1_0(c_order))
-                fh.write(c_order.data)
-            else:
-                fh.write(np.ascontiguousarray(pixels).data)
+            for part in parts:
+                fh.write(part)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    size, crc = 0, 0
+    for part in parts:
+        size += memoryview(part).nbytes
+        crc = int(deflate_crc32(part, crc))
+    return size, crc & 0xFFFFFFFF
+
+
+def file_checksum(path: str) -> tuple[int, int]:
+    """(size, CRC32) of the file at ``path``, read in blocks."""
+    size, crc = 0, 0
+    with open(path, "rb", buffering=0) as fh:
+        while block := fh.read(1 << 20):
+            size += len(block)
+            crc = int(deflate_crc32(block, crc))
+    return size, crc & 0xFFFFFFFF

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..aws.healthimaging import HealthImaging
 from ..durability import Committer
-from ..journal import Resumable
 from ..model import Counts, FrameRef, FrameResult, FrameStatus
+from ..resume import Resumable
 from ..settings import Settings
 
 if TYPE_CHECKING:

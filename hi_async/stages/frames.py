@@ -84,7 +84,8 @@ async def decode_and_verify(work: FrameWork, item: EncodedFrame) -> FrameResult:
     return FrameResult(ref=item.ref, status=_STATUS[outcome.check],
                        content_type=item.content_type, actual_crc32=outcome.actual_crc32,
                        path=Path(outcome.path) if outcome.path else None, error=outcome.error,
-                       encoded_bytes=len(item.data), pixels=outcome.pixels)
+                       encoded_bytes=len(item.data), pixels=outcome.pixels,
+                       file_bytes=outcome.file_bytes, file_crc32=outcome.file_crc32)
 
 
 async def process(work: FrameWork, ref: FrameRef) -> FrameResult:

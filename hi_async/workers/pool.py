@@ -311,7 +311,8 @@ class WorkerPool:
         self.rate.report(worker.number, message.sending)
         by_run: dict[RunHandle, list[FrameResult]] = {}
         done: list[_Shard] = []
-        for shard_id, index, status, content_type, crc, error, nbytes, path in message.items:
+        for (shard_id, index, status, content_type, crc, error, nbytes, path, file_bytes,
+             file_crc) in message.items:
             shard = self._shards.get(shard_id)
             if shard is None or index not in shard.pending:
                 continue  # its run was closed, or a result after the frame was re-run
@@ -322,7 +323,7 @@ class WorkerPool:
             by_run.setdefault(shard.run, []).append(FrameResult(
                 ref=shard.frames[index], status=FrameStatus(status), content_type=content_type,
                 actual_crc32=crc, path=Path(path) if path is not None else None, error=error,
-                encoded_bytes=nbytes))
+                encoded_bytes=nbytes, file_bytes=file_bytes, file_crc32=file_crc))
             if not shard.pending:
                 done.append(shard)
         self._notify()

@@ -20,8 +20,9 @@ from ..settings import Settings
 LENGTH = struct.Struct("!I")
 
 #: One frame's result from a worker: (shard ID, index in the shard, status, content
-#: type, actual CRC32, error, encoded bytes, path written).
-ResultItem = tuple[int, int, str, str | None, int | None, str | None, int, str | None]
+#: type, actual CRC32, error, encoded bytes, path written, file size, file CRC32).
+ResultItem = tuple[int, int, str, str | None, int | None, str | None, int, str | None,
+                   int | None, int | None]
 
 
 # Parent → worker.

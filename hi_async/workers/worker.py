@@ -194,7 +194,8 @@ class Worker:
 def _item(shard_id: int, index: int, result: FrameResult) -> protocol.ResultItem:
     return (shard_id, index, str(result.status), result.content_type, result.actual_crc32,
             result.error, result.encoded_bytes,
-            str(result.path) if result.path is not None else None)
+            str(result.path) if result.path is not None else None, result.file_bytes,
+            result.file_crc32)
 
 
 def _write_all(fd: int, data: bytes) -> None:

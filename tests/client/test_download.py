@@ -123,6 +123,42 @@ async def test_resume_after_an_interruption_downloads_only_what_is_missing(
     assert _frames_served(local_stack) - before == 15 and summary.resumed == 0
 
 
+async def test_a_file_changed_after_it_was_verified_is_fetched_again_with_a_warning(
+        settings: Settings, seeded_sets: list[Seeded], tmp_path: Path,
+        local_stack: Any) -> None:
+    one = seeded_sets[0]
+    async with Downloader(settings) as dl:
+        await dl.download(one.datastore_id, image_set_ids=[one.image_set_id], out_dir=tmp_path)
+    entries = _index(tmp_path)
+    flipped = tmp_path / entries[0]["path"]
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size, one bit off
+    flipped.write_bytes(bytes(data))
+    before = _frames_served(local_stack)
+    async with Downloader(settings) as dl:
+        summary = await dl.download(one.datastore_id, image_set_ids=[one.image_set_id],
+                                    out_dir=tmp_path)
+    assert _frames_served(local_stack) - before == 1
+    assert (summary.resumed, summary.verified) == (len(entries) - 1, len(entries))
+    assert any("journaled as verified" in w for w in summary.warnings)
+    assert flipped.read_bytes() == _originals([one])[entries[0]["imageFrameId"]]
+
+
+async def test_verify_existing_decodes_the_files_a_rerun_would_skip(
+        settings: Settings, seeded_sets: list[Seeded], tmp_path: Path,
+        local_stack: Any) -> None:
+    one = seeded_sets[0]
+    npy = settings.replace(output_format="npy")
+    async with Downloader(npy) as dl:
+        await dl.download(one.datastore_id, image_set_ids=[one.image_set_id], out_dir=tmp_path)
+    before = _frames_served(local_stack)
+    async with Downloader(npy.replace(verify_existing=True)) as dl:
+        summary = await dl.download(one.datastore_id, image_set_ids=[one.image_set_id],
+                                    out_dir=tmp_path)
+    assert _frames_served(local_stack) == before
+    assert summary.resumed == summary.frames == len(one.frame_ids) and not summary.warnings
+
+
 async def test_frames_yields_verified_pixels_as_they_arrive(
         settings: Settings, seeded_sets: list[Seeded]) -> None:
     ds = seeded_sets[0].datastore_id

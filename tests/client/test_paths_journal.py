@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from hi_async.errors import InvalidId, OutputError
-from hi_async.journal import Journal, read_verified, remove_leftover_tmp
+from hi_async.journal import Journal
 from hi_async.model import Check, FrameRef, FrameResult
+from hi_async.output.frames import file_checksum
 from hi_async.paths import ensure_inside, frame_path, prepare_out_dir
+from hi_async.resume import ResumeReport, read_verified, remove_leftover_tmp
 from hi_async.verify import verify_frame
 
 from .helpers import crc, ct_pixels, encode, encoded_frame, frame_id
@@ -127,27 +129,108 @@ def test_journal_lines_carry_the_contract_fields(tmp_path: Path) -> None:
     assert set(entry) == {"imageSetId", "imageFrameId", "studyInstanceUid",
                           "seriesInstanceUid", "sopInstanceUid", "frameNumber", "rows",
                           "columns", "samplesPerPixel", "dtype", "contentType", "path",
-                          "expectedCrc32", "actualCrc32", "status", "error"}
+                          "expectedCrc32", "actualCrc32", "status", "error", "fileBytes",
+                          "fileCrc32"}
     assert entry["path"] == f"{IS}/x.jph" and entry["dtype"] == "int16"
 
 
+def _written(tmp_path: Path, n: int, fmt: str = "jph", body: bytes = b"x",
+             expected: int | None = 5) -> FrameResult:
+    """A verified frame whose file was written, with its size and CRC32 on record."""
+    path = frame_path(tmp_path, IS, frame_id(n), fmt)
+    assert path is not None
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(body)
+    size, file_crc = file_checksum(str(path))
+    return FrameResult(_ref(n, expected), "verified", "image/jph", 5, path,
+                       file_bytes=size, file_crc32=file_crc)
+
+
 def test_resume_keeps_verified_frames_on_disk_and_ignores_a_torn_line(tmp_path: Path) -> None:
-    (tmp_path / IS).mkdir()
-    on_disk = tmp_path / IS / "a.jph"
-    on_disk.write_bytes(b"x")
+    gone = _written(tmp_path, 2)
+    assert gone.path is not None
+    gone.path.unlink()
     _journal_with(tmp_path, [
-        FrameResult(_ref(1, 5), "verified", "image/jph", 5, on_disk),
-        FrameResult(_ref(2, 5), "verified", "image/jph", 5, tmp_path / IS / "gone.jph"),
+        _written(tmp_path, 1), gone,
         FrameResult(_ref(3, 5), "failed", None, None, None, "boom"),
         FrameResult(_ref(4, 5), "verified", None, 5, None),  # format none
     ])
     with open(tmp_path / "index.jsonl", "ab") as fh:
         fh.write(b'{"imageSetId": "' + IS.encode() + b'", "imageFr')
-    verified = read_verified(tmp_path)
+    report = ResumeReport()
+    verified = read_verified(tmp_path, report=report)
     assert set(verified) == {(IS, frame_id(1)), (IS, frame_id(4))}
+    assert report.files_failed == 1 and report.malformed_lines == 0
     assert (tmp_path / "index.jsonl").read_bytes().endswith(b"\n")
     _journal_with(tmp_path, [FrameResult(_ref(3, 5), "verified", None, 5, None)])
     assert (IS, frame_id(3)) in read_verified(tmp_path)
+
+
+def test_a_torn_line_longer_than_one_read_block_is_cut_keeping_every_whole_line(
+        tmp_path: Path) -> None:
+    _journal_with(tmp_path, [_written(tmp_path, n) for n in (1, 2)])
+    whole = (tmp_path / "index.jsonl").read_bytes()
+    with open(tmp_path / "index.jsonl", "ab") as fh:
+        fh.write(b'{"imageSetId": "' + b"z" * 200_000)
+    assert set(read_verified(tmp_path)) == {(IS, frame_id(1)), (IS, frame_id(2))}
+    assert (tmp_path / "index.jsonl").read_bytes() == whole
+
+
+def test_a_file_changed_since_it_was_written_is_fetched_again(tmp_path: Path) -> None:
+    flipped, shorter, same = (_written(tmp_path, n, body=b"abcd") for n in (1, 2, 3))
+    _journal_with(tmp_path, [flipped, shorter, same])
+    assert flipped.path is not None and shorter.path is not None
+    flipped.path.write_bytes(b"abce")  # same size, one bit off
+    shorter.path.write_bytes(b"abc")
+    report = ResumeReport()
+    assert set(read_verified(tmp_path, "jph", report=report)) == {(IS, frame_id(3))}
+    assert report.files_failed == 2
+    assert "2 frame(s) journaled as verified" in " ".join(report.warnings())
+
+
+def test_an_entry_naming_a_file_other_than_the_frames_own_is_not_trusted(
+        tmp_path: Path) -> None:
+    (tmp_path / IS).mkdir()
+    elsewhere = tmp_path / IS / "a.jph"
+    elsewhere.write_bytes(b"x")
+    size, file_crc = file_checksum(str(elsewhere))
+    _journal_with(tmp_path, [FrameResult(_ref(1, 5), "verified", "image/jph", 5, elsewhere,
+                                         file_bytes=size, file_crc32=file_crc)])
+    assert read_verified(tmp_path, "jph") == {}
+    assert read_verified(tmp_path) == {}
+
+
+def test_an_entry_without_a_file_checksum_on_record_is_fetched_again(tmp_path: Path) -> None:
+    old = _written(tmp_path, 1)
+    _journal_with(tmp_path, [FrameResult(old.ref, "verified", "image/jph", 5, old.path)])
+    assert read_verified(tmp_path, "jph") == {}
+
+
+def test_lines_that_are_not_entries_are_counted_and_skipped(tmp_path: Path) -> None:
+    _journal_with(tmp_path, [_written(tmp_path, 1)])
+    with open(tmp_path / "index.jsonl", "ab") as fh:
+        fh.write(b"not json\n[1, 2]\n")
+        fh.write(json.dumps({"imageSetId": "../../etc", "imageFrameId": frame_id(2),
+                             "status": "verified", "path": None}).encode() + b"\n")
+    report = ResumeReport()
+    assert set(read_verified(tmp_path, report=report)) == {(IS, frame_id(1))}
+    assert report.malformed_lines == 3
+    assert "3 line(s) of index.jsonl" in " ".join(report.warnings())
+
+
+def test_verify_existing_decodes_each_file_against_the_metadata_checksum(
+        tmp_path: Path) -> None:
+    pixels = ct_pixels(64, 48)
+    scratch = tmp_path / "scratch.npy"
+    np.save(scratch, pixels)
+    npy = scratch.read_bytes()
+    good = _written(tmp_path, 1, "npy", body=npy, expected=crc(pixels))
+    bad = _written(tmp_path, 2, "npy", body=npy, expected=crc(pixels) ^ 1)
+    _journal_with(tmp_path, [good, bad])
+    assert set(read_verified(tmp_path, "npy")) == {(IS, frame_id(1)), (IS, frame_id(2))}
+    report = ResumeReport()
+    kept = read_verified(tmp_path, "npy", verify_existing=True, report=report)
+    assert set(kept) == {(IS, frame_id(1))} and report.files_failed == 1
 
 
 def test_leftover_tmp_files_are_removed(tmp_path: Path) -> None:
@@ -160,11 +243,8 @@ def test_leftover_tmp_files_are_removed(tmp_path: Path) -> None:
 
 def test_resume_skips_only_frames_whose_file_is_in_the_format_asked_for(
         tmp_path: Path) -> None:
-    (tmp_path / IS).mkdir()
-    jph = tmp_path / IS / "a.jph"
-    jph.write_bytes(b"x")
     _journal_with(tmp_path, [
-        FrameResult(_ref(1, 5), "verified", "image/jph", 5, jph),
+        _written(tmp_path, 1),
         FrameResult(_ref(2, 5), "verified", "image/jph", 5, None),  # written with none
     ])
     assert set(read_verified(tmp_path, "jph")) == {(IS, frame_id(1))}
@@ -172,8 +252,8 @@ def test_resume_skips_only_frames_whose_file_is_in_the_format_asked_for(
     assert read_verified(tmp_path, "raw") == {}
     assert set(read_verified(tmp_path, "none")) == {(IS, frame_id(1)), (IS, frame_id(2))}
     entry = read_verified(tmp_path, "jph")[(IS, frame_id(1))]
-    assert (entry.path, entry.actual_crc32, entry.content_type) == (f"{IS}/a.jph", 5,
-                                                                   "image/jph")
+    assert (entry.path, entry.actual_crc32, entry.content_type) == (
+        f"{IS}/{frame_id(1)}.jph", 5, "image/jph")
 
 
 def test_leftover_summary_tmp_is_removed_too(tmp_path: Path) -> None:
