@@ -25,6 +25,7 @@ from .aws.healthimaging import HealthImaging
 from .aws.retry import AimdLimiter, Retrier
 from .aws.session import AwsSession
 from .errors import FrameFailed, HiAsyncError, UsageError, first_error
+from .folder_lock import FolderLock
 from .image_sets import select
 from .journal import write_summary
 from .model import Frame, FrameRef, FrameResult, FrameStatus, ImageSetRef, Summary
@@ -167,9 +168,10 @@ class Downloader:
         workers = await self._worker_pool()
         ctx = self._context(target, pool=None if workers else self._decode_pool(),
                             progress=progress)
-        summary = await run_pipeline(ctx, source, pool=workers)
-        if target is not None:
-            write_summary(target, summary.to_json())
+        with FolderLock(target) if target is not None else contextlib.nullcontext():
+            summary = await run_pipeline(ctx, source, pool=workers)
+            if target is not None:
+                write_summary(target, summary.to_json())
         return summary
 
     async def download(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
@@ -221,7 +223,8 @@ class Downloader:
         async def produce() -> None:
             async with send:
                 try:
-                    await run_pipeline(ctx, source)
+                    with FolderLock(target) if target is not None else contextlib.nullcontext():
+                        await run_pipeline(ctx, source)
                     if failures:
                         first = failures[0]
                         await send.send(FrameFailed(first.ref.image_set_id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -24,6 +25,7 @@ import anyio
 
 from .decodethreads import DecodeThreads
 from .errors import DecodePoolBroken
+from .libc import die_with_parent
 from .model import Check, EncodedFrame, FrameRef, Outcome
 from .verify import verify_frame
 
@@ -73,6 +75,7 @@ def _quiet_codec_noise() -> None:
 
 
 def _init_worker() -> None:
+    die_with_parent(os.getppid())  # the fork server, which dies with the download
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _quiet_codec_noise()
 
@@ -149,7 +152,7 @@ class DecodePool:
         # forkserver: never fork the running event loop and its threads; the server
         # imports the decoders once and each worker is forked from it.
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["hi_async.verify"])
+        ctx.set_forkserver_preload(["hi_async.decode_server", "hi_async.verify"])
         _start_forkserver_ignoring_sigint()
         return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
 

@@ -1,5 +1,6 @@
 """The few Linux system calls Python's standard library does not offer: ``syncfs``,
-``fallocate`` with its flags, and ``prctl``. Each is None where the C library lacks it.
+``fallocate`` with its flags, and ``prctl`` (and :func:`die_with_parent`, built on it).
+Each is None where the C library lacks it.
 
 The C library is the one the interpreter itself is linked with (``CDLL(None)``): looking
 it up by name (``ctypes.util.find_library``) runs ``ldconfig`` in a subprocess, which
@@ -39,3 +40,23 @@ def errno_error(path: str = "") -> OSError:
 
     err = ctypes.get_errno()
     return OSError(err, os.strerror(err), path) if path else OSError(err, os.strerror(err))
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux), and exit now
+    if the parent (``parent_pid``) is already gone.
+
+    A helper process must not outlive the process it serves, even a SIGKILLed one that
+    had no chance to stop it. Elsewhere the caller needs a way of its own (a pipe that
+    closes when the parent dies).
+    """
+    import os
+    import signal
+
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(0)

@@ -7,6 +7,7 @@ This is the only module that reads environment variables of hi_async's own
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,10 @@ FrameClientKind = Literal["lean", "sdk"]
 
 #: The service caps inflated image set metadata at 50 MB; never inflate more than that.
 METADATA_MAX_BYTES = 50 * 1024 * 1024
+#: The slowest an answer may come, in bytes per second, by default (``Settings.min_rate``):
+#: far below what a request gets even with 64 in flight on a 10 Mbit/s link, far above
+#: a byte every few seconds.
+MIN_RATE = 4096.0
 
 
 def configured_endpoint_url(service: str) -> str | None:
@@ -88,8 +93,14 @@ class Settings:
     #: still fails about one frame in 10,000 (1 % squared), which a 2000-frame run under
     #: the fault mix hit one run in five; two make it one in a million.
     mismatch_refetches: int = 2
+    #: Seconds to wait for a connection.
     connect_timeout: float = 10.0
+    #: Seconds an answer may go without a byte before the request is sent again.
     read_timeout: float = 60.0
+    #: Bytes per second an answer must keep up: it must be whole within ``read_timeout``
+    #: plus its size over this rate, or it is cut and sent again (a server that drips an
+    #: answer a byte at a time never trips ``read_timeout`` alone).
+    min_rate: float = MIN_RATE
 
     # Output.
     out_dir: Path | None = None
@@ -143,6 +154,11 @@ class Settings:
                              f"{self.mismatch_refetches}")
         if self.max_attempts < 1:
             raise UsageError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        for name in ("connect_timeout", "read_timeout", "min_rate"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise UsageError(f"{name} must be a number above 0, got {value!r}",
+                                 hint=f"--{name.replace('_', '-')} takes a positive number")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

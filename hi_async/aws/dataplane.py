@@ -14,6 +14,7 @@ makes the same calls through aiobotocore.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import zlib
@@ -92,6 +93,7 @@ class LeanDataPlane:
         self._http = HttpPool(self._base, size=self._pool,
                               connect_timeout=self._settings.connect_timeout,
                               read_timeout=self._settings.read_timeout,
+                              min_rate=self._settings.min_rate,
                               user_agent=f"hi_async/{__version__}")
         return self
 
@@ -131,28 +133,36 @@ class LeanDataPlane:
 
 
 class SdkDataPlane:
-    """The data plane through an aiobotocore client (``Settings.frame_client="sdk"``)."""
+    """The data plane through an aiobotocore client (``Settings.frame_client="sdk"``).
 
-    def __init__(self, mi: Any) -> None:
+    botocore's read timeout is per read, so a body is read under the same minimum-rate
+    deadline the lean client keeps (``read_timeout`` plus its length over ``min_rate``).
+    """
+
+    def __init__(self, mi: Any, settings: Settings) -> None:
         self._mi = mi
+        self._settings = settings
+
+    async def _read(self, answer: dict[str, Any], blob: str) -> bytes:
+        body = answer[blob]
+        headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        length = str(headers.get("content-length", "0"))
+        allowance = self._settings.read_timeout + (
+            int(length) if length.isdigit() else 0) / self._settings.min_rate
+        try:
+            async with asyncio.timeout(allowance):
+                return bytes(await body.read())
+        finally:
+            body.close()
 
     async def get_frame(self, datastore_id: str, image_set_id: str,
                         frame_id: str) -> tuple[bytes, str | None]:
         answer = await self._mi.get_image_frame(
             datastoreId=datastore_id, imageSetId=image_set_id,
             imageFrameInformation={"imageFrameId": frame_id})
-        body = answer["imageFrameBlob"]
-        try:
-            data = await body.read()
-        finally:
-            body.close()
-        return bytes(data), answer.get("contentType")
+        return await self._read(answer, "imageFrameBlob"), answer.get("contentType")
 
     async def get_metadata(self, datastore_id: str, image_set_id: str) -> bytes:
         answer = await self._mi.get_image_set_metadata(datastoreId=datastore_id,
                                                        imageSetId=image_set_id)
-        body = answer["imageSetMetadataBlob"]
-        try:
-            return bytes(await body.read())
-        finally:
-            body.close()
+        return await self._read(answer, "imageSetMetadataBlob")

@@ -59,7 +59,7 @@ class HealthImaging:
                     s, self.endpoint_url, self.region, self.credentials,
                     s.fetchers + s.metadata_fetchers))
             else:
-                self._data = SdkDataPlane(await self.aws.client("mi"))
+                self._data = SdkDataPlane(await self.aws.client("mi"), self.aws.settings)
         except BaseException:
             await self._stack.aclose()
             raise

@@ -12,7 +12,12 @@ Errors are the transport's own kinds, which :mod:`hi_async.aws.errors` classifie
 :class:`~hi_async.aws.errors.Unreachable` when nobody answers at the endpoint,
 ``ConnectionError`` when a connection breaks mid-answer (the whole request is sent again
 by the retry loop), ``TimeoutError`` when the server goes silent for ``read_timeout``
-seconds or takes longer than the request's deadline.
+seconds or sends slower than ``min_rate``.
+
+The minimum rate is what stops a server that drips an answer a byte at a time, which a
+silence timeout alone never cuts: an answer must be whole within ``read_timeout`` plus
+its size (its ``Content-Length``, or the bytes so far when it has none) over
+``min_rate`` seconds from the request.
 """
 
 from __future__ import annotations
@@ -73,9 +78,11 @@ class Response:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; at most one request in flight."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float,
+                 min_rate: float) -> None:
         self._loop = loop
         self._read_timeout = read_timeout
+        self._min_rate = min_rate
         self.transport: asyncio.Transport | None = None
         self.closed = False
         #: True while the server may still answer on this connection afterwards.
@@ -84,6 +91,9 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         #: loop.time() of the last bytes received (the read timer checks it when it fires).
         self._active = 0.0
+        #: loop.time() the request was sent, and the bytes of its answer received so far.
+        self._sent_at = 0.0
+        self._received = 0
         self._buffer = bytearray()
         self._received_any = False
         self._reset_answer()
@@ -92,6 +102,7 @@ class _Connection(asyncio.Protocol):
         self._status = 0
         self._head = b""
         self._length: int | None = None  # body bytes still expected (Content-Length)
+        self._expected = 0  # the answer's size as announced (header block + Content-Length)
         self._chunked = False
         self._until_close = False
         self._body: list[bytes] = []
@@ -132,6 +143,7 @@ class _Connection(asyncio.Protocol):
             return
         self._received_any = True
         self._active = self._loop.time()
+        self._received += len(data)
         length = self._length
         if length is not None and self._in_body and not self._buffer and len(data) <= length:
             # The body, known in length: keep the bytes as they came, no copy.
@@ -157,9 +169,10 @@ class _Connection(asyncio.Protocol):
         self._reset_answer()
         self._buffer.clear()
         self._received_any = False
+        self._received = 0
         self._waiter = self._loop.create_future()
         transport.write(data)
-        self._active = self._loop.time()
+        self._active = self._sent_at = self._loop.time()
         if self._timer is None:
             self._timer = self._loop.call_at(self._active + self._read_timeout,
                                              self._timer_fired)
@@ -192,12 +205,21 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return  # idle between requests: the next request arms it again
-        deadline = self._active + self._read_timeout
-        if self._loop.time() < deadline:
-            self._timer = self._loop.call_at(deadline, self._timer_fired)
+        now = self._loop.time()
+        silent_until = self._active + self._read_timeout
+        slow_after = (self._sent_at + self._read_timeout
+                      + max(self._expected, self._received) / self._min_rate)
+        if now < silent_until and now < slow_after:
+            self._timer = self._loop.call_at(min(silent_until, slow_after), self._timer_fired)
             return
-        waiter.set_exception(TimeoutError(
-            f"the server sent nothing for {self._read_timeout:g} s"))
+        if now >= silent_until:
+            error = TimeoutError(f"the server sent nothing for {self._read_timeout:g} s")
+        else:
+            error = TimeoutError(
+                f"the answer came slower than {self._min_rate:g} bytes/s: "
+                f"{self._received} of {max(self._expected, self._received)} bytes in "
+                f"{now - self._sent_at:.0f} s")
+        waiter.set_exception(error)
         self.abort()
 
     # Parsing
@@ -255,6 +277,7 @@ class _Connection(asyncio.Protocol):
             if not length.isdigit():
                 raise ProtocolError(f"bad Content-Length {length!r}")
             self._length = int(length)
+            self._expected = len(head) + 4 + self._length
         elif self._status in (204, 304):
             self._length = 0
         else:
@@ -325,7 +348,7 @@ class HttpPool:
     """
 
     def __init__(self, base_url: str, *, size: int, connect_timeout: float,
-                 read_timeout: float, user_agent: str) -> None:
+                 read_timeout: float, min_rate: float, user_agent: str) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -343,17 +366,13 @@ class HttpPool:
                                "Accept-Encoding: identity\r\n").encode("latin-1")
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._min_rate = min_rate
         self._idle: collections.deque[_Connection] = collections.deque()
         self._slots = asyncio.Semaphore(size)
         self._closed = False
 
-    async def post(self, path: str, headers: dict[str, str], body: bytes, *,
-                   deadline: float | None = None) -> Response:
-        """POST ``body`` to ``path`` with ``headers``; the whole answer.
-
-        ``deadline`` (seconds from now) bounds the whole exchange, however slowly the
-        answer trickles in.
-        """
+    async def post(self, path: str, headers: dict[str, str], body: bytes) -> Response:
+        """POST ``body`` to ``path`` with ``headers``; the whole answer."""
         head = [f"POST {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
         for name, value in headers.items():
             head.append(f"{name}: {value}\r\n".encode("latin-1"))
@@ -361,10 +380,7 @@ class HttpPool:
         head.append(body)
         request = b"".join(head)
         async with self._slots:
-            if deadline is None:
-                return await self._exchange(request)
-            async with asyncio.timeout(deadline):
-                return await self._exchange(request)
+            return await self._exchange(request)
 
     async def _exchange(self, request: bytes) -> Response:
         conn, reused = await self._connection()
@@ -396,7 +412,8 @@ class HttpPool:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self._read_timeout), self._host, self._port,
+                    lambda: _Connection(loop, self._read_timeout, self._min_rate),
+                    self._host, self._port,
                     ssl=self._ssl, server_hostname=self._host if self._ssl else None)
         except (OSError, TimeoutError) as exc:
             if isinstance(exc, ssl.SSLError):

@@ -24,6 +24,16 @@ error, 130 interrupted.
 """
 
 
+def _accept_debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` after a subcommand too (``download ... --debug``), at any depth."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                   help="show tracebacks for errors")
+                _accept_debug_everywhere(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m hi_async",
@@ -37,11 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in _SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    _accept_debug_everywhere(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m hi_async``; returns the process exit code."""
+    """Entry point of ``python -m hi_async``; returns the process exit code.
+
+    ``--debug`` adds the traceback to an error's message and changes nothing else: the
+    exit code is the same with and without it.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     known = {"run", "download", "cleanup", "local", "bench", "-h", "--help"}
@@ -62,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except HiAsyncError as exc:
         if getattr(args, "debug", False):
-            raise
+            import traceback
+
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import UsageError
+from .options import folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sequential-frames", type=int, default=None, metavar="N",
                    help="about how many frames the sequential client fetches, spread over "
                    "the image sets (default 220; 0 means all)")
-    p.add_argument("--out", type=Path, default=None, metavar="PATH",
+    p.add_argument("--out", type=folder, default=None, metavar="PATH",
                    help="results JSON (default ./hi_async-bench/bench-<date>.json)")
     p.add_argument("--plot", action="store_true",
                    help="write a PNG of the sweep next to the JSON (needs the 'plot' extra)")

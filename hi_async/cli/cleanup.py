@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .options import folder
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "workflow run recorded in DIR's state file. For a run on the embedded local stack, "
         "the stack is started again on the run's data folder (DIR/.hi_async/local-stack).",
     )
-    p.add_argument("--out", default="hi_async-out", help="the run's output folder")
+    p.add_argument("--out", default="hi_async-out", type=folder, help="the run's output folder")
     p.add_argument("--yes", action="store_true", help="never prompt")
     p.set_defaults(handler=_cleanup)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from .options import add_network_options, folder, network_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--import-job-id", metavar="J",
                        help="every image set an import job produced")
     which.add_argument("--all", action="store_true", help="every image set of the data store")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, type=folder, help="output folder")
     p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "none"])
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (default: the usable cores; 1: all in this process)")
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--endpoint-url", default=None)
     p.add_argument("--region", default=None)
     p.add_argument("--profile", default=None)
+    add_network_options(p)
     p.add_argument("--no-resume", action="store_true", help="download verified frames again")
     p.add_argument("--verify-existing", action="store_true",
                    help="on resume, decode the files already there and check their pixels "
@@ -56,9 +58,9 @@ def _download(args: argparse.Namespace) -> int:
         endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
         workers=args.workers, fetchers=args.fetchers, decoders=args.decoders, pool=args.pool,
         output_format=args.format, resume=not args.no_resume,
-        verify_existing=args.verify_existing,
+        verify_existing=args.verify_existing, **network_settings(args),
     )
-    out = Path(args.out)
+    out = args.out
     validate_selection(args.datastore_id, args.image_set_id, args.import_job_id, args.all)
     prepare_out_dir(out)
 

@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="share of bodies cut short")
     serve.add_argument("--corrupt-rate", type=float, default=0.0,
                        help="share of frame bodies with flipped bytes")
+    serve.add_argument("--drip-rate", type=float, default=0.0,
+                       help="share of frame bodies sent a byte at a time (100 bytes/s)")
     serve.add_argument("--fault-seed", type=int, default=None, help="seed for injected faults")
     serve.add_argument("--datastore-delay", type=float, default=None, metavar="SECONDS",
                        help="time a data store stays CREATING or DELETING (default 0.3)")

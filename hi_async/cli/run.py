@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import HiAsyncError, UsageError
+from .options import add_network_options, folder, network_settings
 
 _MENU = ("ct-chest", "ct-pelvis", "mri-head", "mri-breast")
 
@@ -23,8 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", action="append", metavar="NAME|s3://bucket/prefix/",
                    help="ct-chest, ct-pelvis, mri-head, mri-breast, all, or an S3 prefix "
                    "(repeatable; default ct-pelvis)")
-    p.add_argument("--out", default="hi_async-out", help="output folder (default ./hi_async-out)")
+    p.add_argument("--out", default="hi_async-out", type=folder,
+                   help="output folder (default ./hi_async-out)")
     p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "none"])
+    add_network_options(p)
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes of the download (default: the usable cores)")
     p.add_argument("--fetchers", type=int, default=None)
@@ -122,8 +125,8 @@ def _run(args: argparse.Namespace) -> int:
         print("\n".join(describe(plan)))
         return 0
     settings = Settings.from_env(workers=args.workers, fetchers=args.fetchers,
-                                 decoders=args.decoders,
-                                 output_format=args.format)
+                                 decoders=args.decoders, output_format=args.format,
+                                 **network_settings(args))
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     try:
         outcome = run_sync(functools.partial(run_workflow, plan, settings, say), settings)

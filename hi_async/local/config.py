@@ -30,6 +30,10 @@ def check_delay(name: str, value: object) -> float:
     return float(value)
 
 
+#: How fast a dripping answer (``drip_rate``) trickles out.
+DRIP_BYTES_PER_S = 100.0
+
+
 @dataclass(slots=True)
 class Knobs:
     """Network realism and fault injection; every knob is off at its default."""
@@ -42,6 +46,9 @@ class Knobs:
     drop_rate: float = 0.0
     truncate_rate: float = 0.0
     corrupt_rate: float = 0.0
+    #: Share of frame answers sent a byte at a time at :data:`DRIP_BYTES_PER_S`, the
+    #: slow-drip server that only a client's minimum-rate deadline cuts.
+    drip_rate: float = 0.0
     fault_seed: int | None = None
 
     def updated(self, changes: dict[str, Any]) -> Knobs:

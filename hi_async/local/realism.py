@@ -42,7 +42,7 @@ class TokenBucket:
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """What to do to one answer: ``kind`` is error, drop, truncate or corrupt."""
+    """What to do to one answer: ``kind`` is error, drop, truncate, corrupt or drip."""
 
     kind: str
     status: int = 0
@@ -60,7 +60,8 @@ class Realism:
         self.rng = random.Random(knobs.fault_seed)
         self.bucket = TokenBucket(knobs.throttle_rps) if knobs.throttle_rps > 0 else None
         k = knobs
-        self.any_fault = any((k.error_rate, k.drop_rate, k.truncate_rate, k.corrupt_rate))
+        self.any_fault = any((k.error_rate, k.drop_rate, k.truncate_rate, k.corrupt_rate,
+                              k.drip_rate))
         self.any_delay = bool(k.latency_ms or k.jitter_ms)
 
     def throttled(self) -> bool:
@@ -99,6 +100,10 @@ class Realism:
         if frame and r < edge:
             self.faults["corrupt"] += 1
             return Fault("corrupt")
+        edge += k.drip_rate
+        if frame and r < edge:
+            self.faults["drip"] += 1
+            return Fault("drip")
         return None
 
     def corrupt(self, data: bytes) -> bytes:

@@ -131,7 +131,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
     knobs = Knobs().updated({
         name: getattr(args, name) for name in (
             "latency_ms", "jitter_ms", "bandwidth_mbps", "throttle_rps", "error_rate",
-            "drop_rate", "truncate_rate", "corrupt_rate", "fault_seed")
+            "drop_rate", "truncate_rate", "corrupt_rate", "drip_rate", "fault_seed")
         if getattr(args, name, None) is not None})
     return StackConfig(
         host=args.host, port=args.port,

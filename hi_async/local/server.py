@@ -28,7 +28,7 @@ from .aws import cloudformation, ssm_bootstrap
 from .aws.moto_bridge import MotoBridge
 from .aws.moto_errors import auth_error
 from .aws.sigv4_verify import authorize, verify
-from .config import StackConfig
+from .config import DRIP_BYTES_PER_S, StackConfig
 from .data.public_data import ensure_public_bucket
 from .dicom_import.importer import ImportRunner
 from .healthimaging import ids, wire
@@ -241,6 +241,8 @@ class LocalServer:
                 await asyncio.sleep(pause)
             await resp.write_eof()
             return resp
+        if fault.kind == "drip":
+            return await self._drip(request, data, headers)
         # drop / truncate: promise the full length, send part of it, end the connection.
         resp = web.StreamResponse(headers=headers)
         resp.content_length = len(data)
@@ -253,6 +255,21 @@ class LocalServer:
                 transport.abort()
             else:
                 transport.close()
+        return resp
+
+    async def _drip(self, request: web.Request, data: bytes,
+                    headers: dict[str, str]) -> web.StreamResponse:
+        """The whole answer, a byte at a time, until it is sent or the client gives up."""
+        resp = web.StreamResponse(headers=headers)
+        resp.content_length = len(data)
+        await resp.prepare(request)
+        try:
+            for i in range(len(data)):
+                await resp.write(data[i:i + 1])
+                await asyncio.sleep(1.0 / DRIP_BYTES_PER_S)
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client cut it off: what a dripping answer is for
         return resp
 
     # -- control routes ----------------------------------------------------------------

@@ -147,6 +147,11 @@ class WorkerPool:
         self._tg.cancel_scope.cancel()
         await self._tg.__aexit__(*exc)
 
+    async def wait_ready(self) -> None:
+        """Until every worker has started (the pool hands out work as soon as one has)."""
+        while not all(w.ready for w in self._workers if w.alive):
+            await self._wait_changed()
+
     # Runs.
 
     def open_run(self, deliver: Deliver) -> RunHandle:

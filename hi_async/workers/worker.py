@@ -27,7 +27,7 @@ from ..aws.retry import AimdLimiter, Retrier
 from ..aws.sendrate import SendRate
 from ..decodepool import DecodePool
 from ..errors import HiAsyncError
-from ..libc import prctl
+from ..libc import die_with_parent
 from ..model import FrameRef, FrameResult
 from ..stages import frames
 from ..stages.context import FrameWork
@@ -37,18 +37,6 @@ from . import protocol
 FLUSH_SECONDS = 0.02
 #: ...or as soon as this many are waiting.
 FLUSH_ITEMS = 256
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies (Linux), and exit now
-    if the parent is already gone."""
-    if prctl is not None:  # elsewhere, stdin closing when the parent dies stops the worker
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(0)
-
 
 class Worker:
     """The state of one worker process while it serves its parent."""
@@ -216,7 +204,8 @@ async def _main() -> None:
 
 
 def main() -> None:
-    _die_with_parent(int(sys.argv[1]))
+    # Elsewhere than Linux, stdin closing when the parent dies stops the worker.
+    die_with_parent(int(sys.argv[1]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import uvloop

@@ -54,4 +54,5 @@ def faults(local_stack: Any) -> Iterator[Any]:
     """Set fault knobs for one test; they are switched off again afterwards."""
     yield local_stack.set_faults
     local_stack.set_faults(error_rate=0.0, drop_rate=0.0, truncate_rate=0.0,
-                           corrupt_rate=0.0, throttle_rps=0.0, latency_ms=0.0)
+                           corrupt_rate=0.0, drip_rate=0.0, throttle_rps=0.0,
+                           latency_ms=0.0)

@@ -114,12 +114,35 @@ def test_missing_credentials(tmp_path: Path, endpoint_url: str, seeded_sets: lis
     assert done.returncode == 2 and "credentials" in done.stderr
 
 
-def test_debug_shows_the_traceback(tmp_path: Path, aws_env: dict[str, str]) -> None:
-    done = subprocess.run([sys.executable, "-m", "hi_async", "--debug", "download",
-                           "--datastore-id", "x", "--all", "--out", str(tmp_path)],
-                          env={**os.environ, **aws_env}, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode != 0 and "Traceback" in done.stderr
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("place", ["before", "after"])
+def test_debug_adds_the_traceback_and_keeps_the_exit_code(
+        tmp_path: Path, aws_env: dict[str, str], place: str) -> None:
+    args = ["download", "--datastore-id", "0" * 32, "--all", "--out", str(tmp_path),
+            "--endpoint-url", f"http://127.0.0.1:{_closed_port()}"]
+    debug = ["--debug", *args] if place == "before" else [*args, "--debug"]
+    runs = [subprocess.run([sys.executable, "-m", "hi_async", *argv],
+                           env={**os.environ, **aws_env}, capture_output=True, text=True,
+                           timeout=60) for argv in (args, debug)]
+    plain, traced = runs
+    assert plain.returncode == traced.returncode == 2, (plain.stderr, traced.stderr)
+    assert "Traceback" not in plain.stderr and "Traceback" in traced.stderr
+    assert "error:" in plain.stderr and "error:" in traced.stderr
+
+
+@pytest.mark.parametrize("command", [["download", "--datastore-id", "0" * 32, "--all"],
+                                     ["run", "--dry-run", "--yes"], ["cleanup"]])
+def test_an_empty_out_is_refused_not_taken_as_the_current_folder(
+        tmp_path: Path, command: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "hi_async", *command, "--out", ""],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--out: the folder name is empty" in done.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_import_job_states(endpoint_url: str, aws_env: dict[str, str], backend: Any,
@@ -184,3 +207,35 @@ def test_ctrl_c_exits_130_and_the_next_run_resumes(
     assert done.returncode == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["resumed"] == kept and summary["verified"] == 5
+
+
+def test_a_second_run_into_the_same_folder_is_refused_naming_the_first(
+        endpoint_url: str, aws_env: dict[str, str], seeded_sets: list[Seeded],
+        tmp_path: Path, faults: Any) -> None:
+    faults(latency_ms=1500)  # the first run takes 10 s or more: it is still running
+    seeded = seeded_sets[0]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "hi_async", "download", "--endpoint-url", endpoint_url,
+         *_base(seeded, tmp_path), "--fetchers", "1", "--workers", "1", "--quiet"],
+        env={**os.environ, **aws_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock = tmp_path / ".hi_async.lock"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
+            time.sleep(0.02)
+        second = _cli(_base(seeded, tmp_path), aws_env, endpoint_url)
+        assert second.returncode == 2, second.stderr
+        assert f"another hi_async run (PID {first.pid}) is writing to" in second.stderr
+        assert first.poll() is None  # the first run goes on undisturbed
+        first.kill()  # SIGKILL: the kernel releases the lock, the stale file stays
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    faults(latency_ms=0)
+    rerun = _cli(_base(seeded, tmp_path), aws_env, endpoint_url)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["verified"] == 5
+    lines = (tmp_path / "index.jsonl").read_text().splitlines()
+    assert len({json.loads(line)["imageFrameId"] for line in lines}) == len(lines) == 5
+    assert not lock.exists()

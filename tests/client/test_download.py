@@ -95,6 +95,22 @@ async def test_transient_faults_are_retried_until_every_frame_is_verified(
     assert json.loads((tmp_path / "summary.json").read_text())["retries"] == summary.retries
 
 
+async def test_a_server_that_drips_a_frame_is_cut_off_and_asked_again(
+        settings: Settings, seeded_sets: list[Seeded], tmp_path: Path, faults: Any,
+        local_stack: Any) -> None:
+    # The stack drips 30 % of the frames at 100 bytes/s: a byte every 10 ms never trips
+    # the read timeout, only the minimum rate does.
+    faults(drip_rate=0.3, fault_seed=11)
+    ds = seeded_sets[0].datastore_id
+    quick = settings.replace(read_timeout=0.5, min_rate=50_000.0)
+    async with Downloader(quick) as dl:
+        summary = await dl.download(ds, image_set_ids=[s.image_set_id for s in seeded_sets],
+                                    out_dir=tmp_path)
+    dripped = local_stack.stats()["faults"].get("drip", 0)
+    assert dripped > 0 and summary.retries >= dripped
+    assert summary.verified == summary.frames == 15
+
+
 async def test_resume_after_an_interruption_downloads_only_what_is_missing(
         settings: Settings, seeded_sets: list[Seeded], tmp_path: Path,
         local_stack: Any) -> None:

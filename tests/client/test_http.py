@@ -10,6 +10,7 @@ cutting an answer short, sending garbage) is met on a real connection.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -81,9 +82,10 @@ async def serve() -> AsyncIterator[Callable[[Handler], asyncio.Future[Server]]]:
         server.server.close()
 
 
-def _pool(url: str, *, size: int = 2, read_timeout: float = 5.0) -> HttpPool:
+def _pool(url: str, *, size: int = 2, read_timeout: float = 5.0,
+          min_rate: float = 4096.0) -> HttpPool:
     return HttpPool(url, size=size, connect_timeout=2.0, read_timeout=read_timeout,
-                    user_agent="test")
+                    min_rate=min_rate, user_agent="test")
 
 
 def _ok(body: bytes, *extra: bytes) -> list[bytes]:
@@ -194,13 +196,39 @@ async def test_a_silent_server_times_out(serve) -> None:
     assert classify(err.value) is ErrorKind.RETRY
 
 
-async def test_a_deadline_bounds_an_answer_that_trickles_in(serve) -> None:
+async def test_an_answer_slower_than_the_minimum_rate_is_cut(serve) -> None:
     drip = [b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"] + [b"x"] * 1000
     server = await serve(lambda req, n: drip)
     server.part_delay = 0.01  # each byte well within the read timeout, the whole not
-    pool = _pool(server.url, read_timeout=5.0)
-    with pytest.raises(TimeoutError):
-        await pool.post("/", {}, b"", deadline=0.2)
+    pool = _pool(server.url, read_timeout=0.3, min_rate=2000.0)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="slower than 2000 bytes/s") as err:
+        await pool.post("/", {}, b"")
+    # Allowed 0.3 s plus 1040 bytes at 2000 bytes/s (the whole drip would take 10 s).
+    assert time.monotonic() - started > 0.8
+    assert classify(err.value) is ErrorKind.RETRY
+    await pool.aclose()
+
+
+async def test_a_chunked_answer_slower_than_the_minimum_rate_is_cut(serve) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    server = await serve(lambda req, n: [head] + [b"1\r\nx\r\n"] * 2000 + [b"0\r\n\r\n"])
+    server.part_delay = 0.01
+    pool = _pool(server.url, read_timeout=0.3, min_rate=2000.0)
+    with pytest.raises(TimeoutError, match="slower than"):
+        await pool.post("/", {}, b"")
+    await pool.aclose()
+
+
+async def test_an_answer_at_the_minimum_rate_or_faster_is_not_cut(serve) -> None:
+    body = b"y" * 20_000
+    parts = [b"HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n"] + [
+        body[i:i + 1000] for i in range(0, len(body), 1000)]
+    server = await serve(lambda req, n: parts)
+    server.part_delay = 0.02  # 50 kB/s, for 0.4 s: longer than the read timeout
+    pool = _pool(server.url, read_timeout=0.25, min_rate=20_000.0)
+    answer = await pool.post("/", {}, b"")
+    assert answer.body == body
     await pool.aclose()
 
 

@@ -26,7 +26,8 @@ SESSION_TOKEN = "hiAsyncFaultsSessionToken-Tt5Yy6Uu7"
 
 ALL_OFF: dict[str, Any] = {"latency_ms": 0.0, "jitter_ms": 0.0, "bandwidth_mbps": 0.0,
                            "throttle_rps": 0.0, "error_rate": 0.0, "drop_rate": 0.0,
-                           "truncate_rate": 0.0, "corrupt_rate": 0.0, "fault_seed": None}
+                           "truncate_rate": 0.0, "corrupt_rate": 0.0, "drip_rate": 0.0,
+                           "fault_seed": None}
 
 
 @pytest.fixture

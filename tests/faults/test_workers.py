@@ -43,10 +43,19 @@ def _worker_pids(parent: int) -> set[int]:
     return pids
 
 
+async def _both_ready(dl: Downloader) -> None:
+    """Wait for the workers to start: on a busy machine one can be ready well before the
+    other and do a small run alone."""
+    pool = await dl._worker_pool()
+    assert pool is not None
+    await pool.wait_ready()
+
+
 async def test_frames_are_shared_out_among_the_workers_and_each_journaled_once(
         settings: Settings, backend: Any, tmp_path: Path) -> None:
     seeded = seed_image_set(backend, instances=30, frames=2)
     async with Downloader(settings.replace(workers=2, fetchers=8)) as dl:
+        await _both_ready(dl)
         summary = await dl.download(seeded.datastore_id, image_set_ids=[seeded.image_set_id],
                                     out_dir=tmp_path)
     assert (summary.frames, summary.verified) == (60, 60)
@@ -81,6 +90,7 @@ async def test_a_worker_killed_mid_run_is_replaced_and_its_frames_go_to_another(
     faults(latency_ms=20)
     progress = _KillAWorkerAfter(10)
     async with Downloader(settings.replace(workers=2, fetchers=8)) as dl:
+        await _both_ready(dl)
         summary = await dl.download(seeded.datastore_id, image_set_ids=[seeded.image_set_id],
                                     out_dir=tmp_path, progress=progress)
         restarts = dl._workers.restarts if dl._workers is not None else 0
@@ -114,19 +124,19 @@ async def test_one_send_rate_is_shared_by_the_workers(
     assert dl.retrier.throttled == throttled  # the workers' 429s, counted in the parent
 
 
-def test_killing_the_parent_kills_its_workers_and_the_rerun_resumes(
-        endpoint_url: str, aws_env: dict[str, str], backend: Any, local_stack: Any,
-        faults: Any, tmp_path: Path) -> None:
+def _sigkill_the_parent(tmp_path: Path, endpoint_url: str, aws_env: dict[str, str],
+                       backend: Any, local_stack: Any, faults: Any, options: list[str],
+                       helpers_of: Any) -> set[int]:
+    """SIGKILL a download (not its group) mid-run; every helper process it had
+    (``helpers_of(pid)``) must be gone soon after, and the rerun must resume."""
     seeded = seed_image_set(backend, instances=30, frames=2)
     faults(latency_ms=30)
-    proc = _start(_args(seeded, tmp_path, endpoint_url, "--workers", "2", "--fetchers", "4"),
-                  aws_env)
-    workers: set[int] = set()
+    proc = _start(_args(seeded, tmp_path, endpoint_url, *options), aws_env)
+    helpers: set[int] = set()
     try:
         _wait_for_lines(tmp_path / "index.jsonl", 1, proc)
-        workers = _worker_pids(proc.pid)
-        assert len(workers) == 2 and workers <= _descendants(proc.pid)
-        proc.send_signal(signal.SIGKILL)  # not the group: the workers must go by themselves
+        helpers = helpers_of(proc.pid)
+        proc.send_signal(signal.SIGKILL)  # not the group: the helpers must go by themselves
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
@@ -134,11 +144,20 @@ def test_killing_the_parent_kills_its_workers_and_the_rerun_resumes(
         proc.communicate()
     faults(latency_ms=0)
     deadline = time.monotonic() + 10
-    while _alive(workers) and time.monotonic() < deadline:
+    while _alive(helpers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(workers)
+    assert not _alive(helpers)
     _check_journaled_files(tmp_path)
     _resume_and_check(seeded, tmp_path, endpoint_url, aws_env, local_stack)
+    return helpers
+
+
+def test_killing_the_parent_kills_its_workers_and_the_rerun_resumes(
+        endpoint_url: str, aws_env: dict[str, str], backend: Any, local_stack: Any,
+        faults: Any, tmp_path: Path) -> None:
+    workers = _sigkill_the_parent(tmp_path, endpoint_url, aws_env, backend, local_stack,
+                                  faults, ["--workers", "2", "--fetchers", "4"], _worker_pids)
+    assert len(workers) == 2
 
 
 def test_a_torn_journal_line_from_a_killed_batch_is_cut_and_the_rerun_resumes(
@@ -183,3 +202,13 @@ def test_a_worker_count_below_one_is_a_usage_error(
     done = cli(_args(seeded, tmp_path, endpoint_url, "--workers", workers), aws_env)
     assert done.returncode == 2
     assert "workers must be at least 1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_killing_a_process_pool_run_leaves_no_fork_server_tracker_or_decoder(
+        endpoint_url: str, aws_env: dict[str, str], backend: Any, local_stack: Any,
+        faults: Any, tmp_path: Path) -> None:
+    helpers = _sigkill_the_parent(
+        tmp_path, endpoint_url, aws_env, backend, local_stack, faults,
+        ["--pool", "process", "--decoders", "2", "--fetchers", "4"], _descendants)
+    # The fork server, the resource tracker and the decoders the server forked.
+    assert len(helpers) >= 4, helpers

@@ -25,7 +25,7 @@ def knobs(local_stack):
     yield local_stack.set_faults
     local_stack.set_faults(latency_ms=0, jitter_ms=0, bandwidth_mbps=0, throttle_rps=0,
                            error_rate=0, drop_rate=0, truncate_rate=0, corrupt_rate=0,
-                           fault_seed=None)
+                           drip_rate=0, fault_seed=None)
 
 
 @pytest.fixture
