@@ -83,6 +83,9 @@ class StackConfig:
     #: access key id → HealthImaging operations refused to it with AccessDeniedException
     #: (a stand-in for an IAM policy), used only with ``verify_signatures``.
     denied: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: With ``verify_signatures``, ``Authorization: Bearer <this>`` opens the control
+    #: routes (see :mod:`.control_access`); None: only signed requests do.
+    control_token: str | None = field(default=None, repr=False)
     datastore_delay: float = DEFAULT_DATASTORE_DELAY
     lock_delay: float = DEFAULT_LOCK_DELAY
     account_id: str = ACCOUNT_ID

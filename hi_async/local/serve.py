@@ -24,6 +24,14 @@ has been checked. For example::
 
     HI_ASYNC_LOCAL_CREDENTIALS=AKIDFULL:s3cret,AKIDNOFRAMES:s3cret:deny=GetImageFrame
 
+Control routes: with ``--verify-signatures``, every ``/_hi_async/`` route but
+``GET /_hi_async/health`` needs ``Authorization: Bearer <control token>`` or a SigV4
+signature by one of the credentials (see :mod:`.control_access`). The token is
+``HI_ASYNC_LOCAL_CONTROL_TOKEN`` when set; otherwise a fresh one is written to
+``<data dir>/control-token`` (mode 0600, the data folder is a private temporary one
+without ``--data-dir``) before the first line is printed, and its path is said on
+stderr. The token itself is never printed.
+
 State delays: ``--datastore-delay SECONDS`` (default 0.3) is how long a data store stays
 CREATING or DELETING, ``--lock-delay SECONDS`` (default 0) how long an image set stays
 LOCKED after an update, copy or delete; both must be finite and not negative (else exit 2).
@@ -44,6 +52,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -58,12 +67,16 @@ from .config import (
     StackConfig,
     check_delay,
 )
+from .control_access import CONTROL_TOKEN_ENV
 from .dicom_import.limits import IMPORT_MAX_BYTES
 from .healthimaging import wire
 from .runtime import new_event_loop_factory, run_stack
+from .server import LocalServer
 
 URL_LINE_PREFIX = "hi_async local stack listening on "
 CREDENTIALS_ENV = "HI_ASYNC_LOCAL_CREDENTIALS"
+#: Where ``local serve`` writes the control token it made, in its data folder.
+CONTROL_TOKEN_FILE = "control-token"
 _READ_PREFIXES = ("Get", "List", "Search")
 
 
@@ -115,6 +128,18 @@ def format_credentials(secrets: dict[str, str], denied: dict[str, frozenset[str]
         for key, secret in secrets.items())
 
 
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable and writable by the owner only (0600), even
+    if the file was there before with looser permissions."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    return path
+
+
 def _delay_from_args(args: argparse.Namespace, name: str, default: float) -> float:
     value = getattr(args, name, None)
     if value is None:
@@ -138,6 +163,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         data_dir=Path(args.data_dir) if args.data_dir else None, knobs=knobs,
         verify_signatures=bool(getattr(args, "verify_signatures", False)),
         credentials=credentials, denied=denied,
+        control_token=os.environ.get(CONTROL_TOKEN_ENV) or None,
         datastore_delay=_delay_from_args(args, "datastore_delay", DEFAULT_DATASTORE_DELAY),
         lock_delay=_delay_from_args(args, "lock_delay", DEFAULT_LOCK_DELAY),
         import_max_bytes=getattr(args, "import_max_bytes", None) or IMPORT_MAX_BYTES,
@@ -162,7 +188,18 @@ async def _serve(config: StackConfig) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    def announce(url: str, _server: object) -> None:
+    if config.verify_signatures and not config.control_token:
+        config.control_token = secrets.token_urlsafe(32)
+        token_file: str | None = CONTROL_TOKEN_FILE
+    else:
+        token_file = None
+
+    def announce(url: str, server: LocalServer) -> None:
+        if token_file is not None and config.control_token is not None:
+            path = write_private(server.data_dir / token_file, config.control_token)
+            print(f"control routes (/_hi_async/...): send 'Authorization: Bearer <token>' "
+                  f"with the token in {path} (readable by you only)",
+                  file=sys.stderr, flush=True)
         sys.stdout.write(f"{URL_LINE_PREFIX}{url}\n")
         sys.stdout.flush()
 
