@@ -40,6 +40,14 @@ CDK bootstrap: the account behaves as one bootstrapped with ``cdk bootstrap`` (S
 ``/cdk-bootstrap/hnb659fds/version`` in every region), so CDK-made templates deploy;
 ``--bare-account`` leaves it out, and such templates are then refused as on AWS.
 
+Import limits (each a number of bytes, ``512MiB``/``2GiB``/``10GB`` accepted):
+``--import-max-bytes`` per job (10 GiB, the service's), ``--import-max-frame-bytes``
+decoded per frame (1 GiB) and ``--import-max-instance-bytes`` decoded per instance and
+inflated per deflated data set (4 GiB), both the stack's own, checked from headers
+before anything is decoded; ``--import-worker-memory`` caps what each import worker may
+allocate (default: an equal share of the machine's memory, one share left for the
+server; 0 for no cap). See :mod:`.dicom_import.limits`.
+
 Persistence: with ``--data-dir`` the HealthImaging state (data stores, image sets and
 their versions, metadata, frames, jobs, tags) survives a restart on the same directory,
 and so does moto's S3, IAM, STS and CloudFormation state, saved when the stack stops
@@ -65,10 +73,11 @@ from .config import (
     DEFAULT_LOCK_DELAY,
     Knobs,
     StackConfig,
+    byte_size,
     check_delay,
 )
 from .control_access import CONTROL_TOKEN_ENV
-from .dicom_import.limits import IMPORT_MAX_BYTES
+from .dicom_import.limits import IMPORT_MAX_BYTES, MAX_FRAME_BYTES, MAX_INSTANCE_BYTES
 from .healthimaging import wire
 from .runtime import new_event_loop_factory, run_stack
 from .server import LocalServer
@@ -151,6 +160,16 @@ def _delay_from_args(args: argparse.Namespace, name: str, default: float) -> flo
             str(exc), hint="give the seconds the state takes to settle, e.g. 0.5") from exc
 
 
+def _size_from_args(args: argparse.Namespace, name: str) -> int | None:
+    value = getattr(args, name, None)
+    if value is None:
+        return None
+    try:
+        return byte_size(f"--{name.replace('_', '-')}", value)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc), hint="e.g. 1073741824, 512MiB or 2GiB") from exc
+
+
 def config_from_args(args: argparse.Namespace) -> StackConfig:
     credentials, denied = credentials_from_env(os.environ.get(CREDENTIALS_ENV))
     knobs = Knobs().updated({
@@ -166,7 +185,12 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         control_token=os.environ.get(CONTROL_TOKEN_ENV) or None,
         datastore_delay=_delay_from_args(args, "datastore_delay", DEFAULT_DATASTORE_DELAY),
         lock_delay=_delay_from_args(args, "lock_delay", DEFAULT_LOCK_DELAY),
-        import_max_bytes=getattr(args, "import_max_bytes", None) or IMPORT_MAX_BYTES,
+        import_max_bytes=_size_from_args(args, "import_max_bytes") or IMPORT_MAX_BYTES,
+        import_max_frame_bytes=_size_from_args(args, "import_max_frame_bytes")
+        or MAX_FRAME_BYTES,
+        import_max_instance_bytes=_size_from_args(args, "import_max_instance_bytes")
+        or MAX_INSTANCE_BYTES,
+        import_worker_memory=_size_from_args(args, "import_worker_memory"),
         bare_account=bool(getattr(args, "bare_account", False)))
 
 

@@ -129,6 +129,8 @@ class LocalServer:
             log.exception("seeding the public data bucket failed")
 
     def close(self) -> None:
+        for runner in self._runners.values():
+            runner.close()  # its worker processes end with the stack, not with the host
         self.moto.close()
         self.registry.close()
         if current_registry() is self.registry:
@@ -141,8 +143,11 @@ class LocalServer:
     async def _run_job(self, backend: Backend, datastore_id: str, job_id: str) -> None:
         runner = self._runners.get(id(backend))
         if runner is None:
+            c = self.config
             runner = self._runners[id(backend)] = ImportRunner(
-                backend, max_bytes=self.config.import_max_bytes)
+                backend, max_bytes=c.import_max_bytes, max_frame_bytes=c.import_max_frame_bytes,
+                max_instance_bytes=c.import_max_instance_bytes,
+                worker_memory=c.import_worker_memory)
         job = backend.get_job(datastore_id, job_id)
         try:
             await runner.run(job)

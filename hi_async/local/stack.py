@@ -33,7 +33,7 @@ from .config import (
     StackConfig,
 )
 from .control_access import CONTROL_TOKEN_ENV
-from .dicom_import.limits import IMPORT_MAX_BYTES
+from .dicom_import.limits import IMPORT_MAX_BYTES, MAX_FRAME_BYTES, MAX_INSTANCE_BYTES
 from .healthimaging.backend import Backend
 from .healthimaging.ids import ACCOUNT_ID, DEFAULT_REGION
 from .runtime import new_event_loop_factory, run_stack
@@ -53,7 +53,14 @@ class LocalStack:
                  denied: dict[str, frozenset[str]] | None = None,
                  datastore_delay: float = DEFAULT_DATASTORE_DELAY,
                  lock_delay: float = DEFAULT_LOCK_DELAY,
-                 import_max_bytes: int = IMPORT_MAX_BYTES, bare_account: bool = False) -> None:
+                 import_max_bytes: int = IMPORT_MAX_BYTES,
+                 import_max_frame_bytes: int = MAX_FRAME_BYTES,
+                 import_max_instance_bytes: int = MAX_INSTANCE_BYTES,
+                 import_worker_memory: int | None = None,
+                 bare_account: bool = False) -> None:
+        """The import limits are those of ``local serve``'s ``--import-*`` flags (see
+        :mod:`.dicom_import.limits`); ``import_worker_memory`` None gives each import
+        worker an equal share of the machine's memory, 0 no cap."""
         if isinstance(knobs, dict):
             knobs = Knobs().updated(knobs)
         self.mode = mode
@@ -68,6 +75,9 @@ class LocalStack:
                                   control_token=self.control_token,
                                   datastore_delay=datastore_delay, lock_delay=lock_delay,
                                   import_max_bytes=import_max_bytes,
+                                  import_max_frame_bytes=import_max_frame_bytes,
+                                  import_max_instance_bytes=import_max_instance_bytes,
+                                  import_worker_memory=import_worker_memory,
                                   bare_account=bare_account)
         self.url = ""
         self.server: LocalServer | None = None
@@ -162,6 +172,12 @@ class LocalStack:
             cmd += ["--lock-delay", repr(c.lock_delay)]
         if c.import_max_bytes != IMPORT_MAX_BYTES:
             cmd += ["--import-max-bytes", str(c.import_max_bytes)]
+        if c.import_max_frame_bytes != MAX_FRAME_BYTES:
+            cmd += ["--import-max-frame-bytes", str(c.import_max_frame_bytes)]
+        if c.import_max_instance_bytes != MAX_INSTANCE_BYTES:
+            cmd += ["--import-max-instance-bytes", str(c.import_max_instance_bytes)]
+        if c.import_worker_memory is not None:
+            cmd += ["--import-worker-memory", str(c.import_worker_memory)]
         if c.bare_account:
             cmd.append("--bare-account")
         env = dict(os.environ)
