@@ -63,7 +63,9 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 
@@ -149,25 +151,22 @@ def write_private(path: Path, text: str) -> Path:
     return path
 
 
-def _delay_from_args(args: argparse.Namespace, name: str, default: float) -> float:
+_T = TypeVar("_T")
+_DELAY_HINT = "give the seconds the state takes to settle, e.g. 0.5"
+_SIZE_HINT = "e.g. 1073741824, 512MiB or 2GiB"
+
+
+def _flag(args: argparse.Namespace, name: str, parse: Callable[[str, Any], _T],
+          default: _T, hint: str) -> _T:
+    """A flag's value checked by ``parse(flag name, value)``, ``default`` when not given;
+    a bad value is a configuration error (exit 2) with ``hint``."""
     value = getattr(args, name, None)
     if value is None:
         return default
     try:
-        return check_delay(f"--{name.replace('_', '-')}", value)
+        return parse(f"--{name.replace('_', '-')}", value)
     except ValueError as exc:
-        raise ConfigurationError(
-            str(exc), hint="give the seconds the state takes to settle, e.g. 0.5") from exc
-
-
-def _size_from_args(args: argparse.Namespace, name: str) -> int | None:
-    value = getattr(args, name, None)
-    if value is None:
-        return None
-    try:
-        return byte_size(f"--{name.replace('_', '-')}", value)
-    except ValueError as exc:
-        raise ConfigurationError(str(exc), hint="e.g. 1073741824, 512MiB or 2GiB") from exc
+        raise ConfigurationError(str(exc), hint=hint) from exc
 
 
 def config_from_args(args: argparse.Namespace) -> StackConfig:
@@ -183,14 +182,17 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         verify_signatures=bool(getattr(args, "verify_signatures", False)),
         credentials=credentials, denied=denied,
         control_token=os.environ.get(CONTROL_TOKEN_ENV) or None,
-        datastore_delay=_delay_from_args(args, "datastore_delay", DEFAULT_DATASTORE_DELAY),
-        lock_delay=_delay_from_args(args, "lock_delay", DEFAULT_LOCK_DELAY),
-        import_max_bytes=_size_from_args(args, "import_max_bytes") or IMPORT_MAX_BYTES,
-        import_max_frame_bytes=_size_from_args(args, "import_max_frame_bytes")
+        datastore_delay=_flag(args, "datastore_delay", check_delay, DEFAULT_DATASTORE_DELAY,
+                              _DELAY_HINT),
+        lock_delay=_flag(args, "lock_delay", check_delay, DEFAULT_LOCK_DELAY, _DELAY_HINT),
+        # A limit of 0 makes no sense: it stands for the default, as it always did.
+        import_max_bytes=_flag(args, "import_max_bytes", byte_size, 0, _SIZE_HINT)
+        or IMPORT_MAX_BYTES,
+        import_max_frame_bytes=_flag(args, "import_max_frame_bytes", byte_size, 0, _SIZE_HINT)
         or MAX_FRAME_BYTES,
-        import_max_instance_bytes=_size_from_args(args, "import_max_instance_bytes")
-        or MAX_INSTANCE_BYTES,
-        import_worker_memory=_size_from_args(args, "import_worker_memory"),
+        import_max_instance_bytes=_flag(args, "import_max_instance_bytes", byte_size, 0,
+                                        _SIZE_HINT) or MAX_INSTANCE_BYTES,
+        import_worker_memory=_flag(args, "import_worker_memory", byte_size, None, _SIZE_HINT),
         bare_account=bool(getattr(args, "bare_account", False)))
 
 

@@ -157,16 +157,18 @@ def convert_p10(input_file: str, data: bytes, storage_format: str = STORAGE_HTJ2
     except (_Refused, OverLimit) as exc:
         return ConvertFailure(input_file, "ValidationException", str(exc))
     except MemoryError as exc:
-        return _out_of_memory(input_file, limits, exc)
+        return out_of_memory(input_file, limits, exc)
     except Exception as exc:
         if worker_memory.hit_the_cap(peak_before):
-            return _out_of_memory(input_file, limits, exc)
+            return out_of_memory(input_file, limits, exc)
         return ConvertFailure(input_file, "InternalServerException",
                               f"the file could not be processed: {type(exc).__name__}: {exc}")
 
 
-def _out_of_memory(input_file: str, limits: ImportLimits, exc: Exception) -> ConvertFailure:
-    """A server-side failure: the stack's own memory cap, not the file, is what stopped it."""
+def out_of_memory(input_file: str, limits: ImportLimits, exc: Exception) -> ConvertFailure:
+    """A server-side failure: the stack's own memory cap, not the file, is what stopped it.
+
+    Also for a worker that cannot send its result back (see :mod:`.importer`)."""
     cap = (f"the {describe_bytes(limits.worker_memory)} an import worker may use "
            "(--import-worker-memory)" if limits.worker_memory else "the memory available")
     return ConvertFailure(input_file, "InternalServerException",

@@ -124,7 +124,11 @@ def _siz(codestream: bytes) -> Geometry | None:
 
 
 def _box_payload(data: bytes, kind: bytes) -> bytes | None:
-    """The payload of the first top-level box of type ``kind`` in a JP2-family file."""
+    """The payload of the first top-level box of type ``kind`` in a JP2-family file.
+
+    Unlike :func:`.transcode.jph_boxes`, content with a box that runs past its end is
+    fine: a frame's first fragment may hold only the start of its ``jp2c`` box, and
+    only the start is read."""
     pos = 0
     while pos + 8 <= len(data):
         length, found = struct.unpack_from(">I4s", data, pos)

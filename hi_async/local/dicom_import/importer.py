@@ -47,7 +47,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from ..aws.s3_access import MotoS3, S3Object, split_s3_uri
 from ..healthimaging.records import ImportWarning, ParsedInstance
-from .convert import ConvertFailure, convert_p10, start_worker
+from .convert import ConvertFailure, convert_p10, out_of_memory, start_worker
 from .limits import (
     IMPORT_MAX_BYTES,
     MAX_FILES,
@@ -269,14 +269,10 @@ class ImportRunner:
     def _failed_in_pool(self, uri: str, exc: Exception) -> ConvertFailure:
         """A failure outside the conversion itself, such as a worker that cannot send
         its result back (convert_p10 itself never raises)."""
-        cap = self._limits.worker_memory
-        if isinstance(exc, MemoryError) and cap:
-            reason = (f"converting this file needed more memory than the "
-                      f"{describe_bytes(cap)} an import worker may use "
-                      "(--import-worker-memory)")
-        else:
-            reason = f"the file could not be processed: {type(exc).__name__}: {exc}"
-        return ConvertFailure(uri, "InternalServerException", reason)
+        if isinstance(exc, MemoryError):
+            return out_of_memory(uri, self._limits, exc)
+        return ConvertFailure(uri, "InternalServerException",
+                              f"the file could not be processed: {type(exc).__name__}: {exc}")
 
     async def _collect(self, job: JobLike,
                        receive: ObjectReceiveStream[ParsedInstance | ConvertFailure],

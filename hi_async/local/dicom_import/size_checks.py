@@ -25,11 +25,11 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset, read_preamble
 from pydicom.tag import BaseTag
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from .frame_headers import Geometry, encoded_geometry
 from .limits import ATTRIBUTES_ALLOWANCE, ImportLimits, describe_bytes
 
-DEFLATED = "1.2.840.10008.1.2.1.99"
 FRAME_SETTING = "--import-max-frame-bytes"
 INSTANCE_SETTING = "--import-max-instance-bytes"
 #: How much of a deflated data set is inflated to read its attributes up to the Image
@@ -159,7 +159,7 @@ def _deflated_stream(data: bytes) -> memoryview | None:
         syntax = str(meta.get("TransferSyntaxUID", ""))
     except (InvalidDicomError, EOFError, ValueError, KeyError):
         return None  # not P10 or broken meta: dcmread will say so
-    return memoryview(data)[fp.tell():] if syntax == DEFLATED else None
+    return memoryview(data)[fp.tell():] if syntax == DeflatedExplicitVRLittleEndian else None
 
 
 def _probe(stream: memoryview) -> tuple[Dataset | None, bool]:
