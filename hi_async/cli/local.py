@@ -43,8 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--lock-delay", type=float, default=None, metavar="SECONDS",
                        help="time an image set stays LOCKED after an update, copy or delete "
                        "(default 0)")
-    serve.add_argument("--import-max-bytes", type=int, default=None, metavar="N",
-                       help="input limit per import job (default 10 GiB, the service's)")
+    serve.add_argument("--import-max-bytes", default=None, metavar="BYTES",
+                       help="input limit per import job (default 10GiB, the service's)")
+    serve.add_argument("--import-max-frame-bytes", default=None, metavar="BYTES",
+                       help="decoded size one frame may have, read from headers before "
+                       "decoding (default 1GiB)")
+    serve.add_argument("--import-max-instance-bytes", default=None, metavar="BYTES",
+                       help="decoded pixel data one instance may have, and what a deflated "
+                       "file may inflate to (default 4GiB, the most DICOM's native pixel "
+                       "data holds)")
+    serve.add_argument("--import-worker-memory", default=None, metavar="BYTES",
+                       help="memory each import worker may take beyond its start-up size "
+                       "(default: an equal share of the machine's memory; 0: no cap)")
     serve.add_argument("--bare-account", action="store_true",
                        help="act as an account never bootstrapped with 'cdk bootstrap' (no "
                        "/cdk-bootstrap/hnb659fds/version parameter in SSM); by default the "

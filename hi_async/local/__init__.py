@@ -5,5 +5,6 @@ public data bucket, ``local seed``), ``dicom_import`` (import jobs), ``aws`` (mo
 CloudFormation as AWS runs it, SSM, signatures, in-process S3) and ``healthimaging`` (the
 service).
 The modules here run the stack: ``stack`` (:class:`~.stack.LocalStack`), ``serve``
-(``local serve``), ``runtime``, ``server``, ``realism`` and ``config``.
+(``local serve``), ``runtime``, ``server``, ``control_access`` (who may use the control
+routes), ``realism`` and ``config``.
 """

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .dicom_import.limits import IMPORT_MAX_BYTES
+from .dicom_import.limits import IMPORT_MAX_BYTES, MAX_FRAME_BYTES, MAX_INSTANCE_BYTES
 from .healthimaging.ids import ACCOUNT_ID
 
 #: Seconds a data store spends CREATING (and DELETING) before it settles.
@@ -32,6 +33,20 @@ def check_delay(name: str, value: object) -> float:
 
 #: How fast a dripping answer (``drip_rate``) trickles out.
 DRIP_BYTES_PER_S = 100.0
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def byte_size(name: str, text: str) -> int:
+    """``"1073741824"``, ``"1GiB"``, ``"512 MiB"``, ``"10GB"`` → bytes; ValueError otherwise."""
+    found = _SIZE.fullmatch(str(text))
+    if not found:
+        raise ValueError(f"{name} must be a number of bytes such as 1073741824, 512MiB or "
+                         f"10GB, got {text!r}")
+    return int(float(found.group(1)) * _UNITS[(found.group(2) or "").lower()])
 
 
 @dataclass(slots=True)
@@ -90,12 +105,24 @@ class StackConfig:
     #: access key id → HealthImaging operations refused to it with AccessDeniedException
     #: (a stand-in for an IAM policy), used only with ``verify_signatures``.
     denied: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: With ``verify_signatures``, ``Authorization: Bearer <this>`` opens the control
+    #: routes (see :mod:`.control_access`); None: only signed requests do.
+    control_token: str | None = field(default=None, repr=False)
     datastore_delay: float = DEFAULT_DATASTORE_DELAY
     lock_delay: float = DEFAULT_LOCK_DELAY
     account_id: str = ACCOUNT_ID
     #: An import job's input limit (the service's is 10 GB and cannot be raised); lower it
     #: to see how a job over the limit fails without uploading 10 GB.
     import_max_bytes: int = IMPORT_MAX_BYTES
+    #: Decoded bytes one frame may have (the stack's own limit; see
+    #: :mod:`.dicom_import.limits`).
+    import_max_frame_bytes: int = MAX_FRAME_BYTES
+    #: Decoded bytes of pixel data one instance may have, and what a deflated data set
+    #: may inflate to (the stack's own limit).
+    import_max_instance_bytes: int = MAX_INSTANCE_BYTES
+    #: Bytes of memory each import worker may add to its start-up size; None: an equal
+    #: share of the machine's memory; 0: no cap.
+    import_worker_memory: int | None = None
     #: Bytes of frame data kept in memory to spare a file read per GetImageFrame.
     frame_cache_bytes: int = 256 * 1024 * 1024
     #: Act as an account never bootstrapped with ``cdk bootstrap``: no

@@ -24,6 +24,14 @@ has been checked. For example::
 
     HI_ASYNC_LOCAL_CREDENTIALS=AKIDFULL:s3cret,AKIDNOFRAMES:s3cret:deny=GetImageFrame
 
+Control routes: with ``--verify-signatures``, every ``/_hi_async/`` route but
+``GET /_hi_async/health`` needs ``Authorization: Bearer <control token>`` or a SigV4
+signature by one of the credentials (see :mod:`.control_access`). The token is
+``HI_ASYNC_LOCAL_CONTROL_TOKEN`` when set; otherwise a fresh one is written to
+``<data dir>/control-token`` (mode 0600, the data folder is a private temporary one
+without ``--data-dir``) before the first line is printed, and its path is said on
+stderr. The token itself is never printed.
+
 State delays: ``--datastore-delay SECONDS`` (default 0.3) is how long a data store stays
 CREATING or DELETING, ``--lock-delay SECONDS`` (default 0) how long an image set stays
 LOCKED after an update, copy or delete; both must be finite and not negative (else exit 2).
@@ -31,6 +39,14 @@ LOCKED after an update, copy or delete; both must be finite and not negative (el
 CDK bootstrap: the account behaves as one bootstrapped with ``cdk bootstrap`` (SSM holds
 ``/cdk-bootstrap/hnb659fds/version`` in every region), so CDK-made templates deploy;
 ``--bare-account`` leaves it out, and such templates are then refused as on AWS.
+
+Import limits (each a number of bytes, ``512MiB``/``2GiB``/``10GB`` accepted):
+``--import-max-bytes`` per job (10 GiB, the service's), ``--import-max-frame-bytes``
+decoded per frame (1 GiB) and ``--import-max-instance-bytes`` decoded per instance and
+inflated per deflated data set (4 GiB), both the stack's own, checked from headers
+before anything is decoded; ``--import-worker-memory`` caps what each import worker may
+allocate (default: an equal share of the machine's memory, one share left for the
+server; 0 for no cap). See :mod:`.dicom_import.limits`.
 
 Persistence: with ``--data-dir`` the HealthImaging state (data stores, image sets and
 their versions, metadata, frames, jobs, tags) survives a restart on the same directory,
@@ -44,9 +60,12 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 
@@ -56,14 +75,19 @@ from .config import (
     DEFAULT_LOCK_DELAY,
     Knobs,
     StackConfig,
+    byte_size,
     check_delay,
 )
-from .dicom_import.limits import IMPORT_MAX_BYTES
+from .control_access import CONTROL_TOKEN_ENV
+from .dicom_import.limits import IMPORT_MAX_BYTES, MAX_FRAME_BYTES, MAX_INSTANCE_BYTES
 from .healthimaging import wire
 from .runtime import new_event_loop_factory, run_stack
+from .server import LocalServer
 
 URL_LINE_PREFIX = "hi_async local stack listening on "
 CREDENTIALS_ENV = "HI_ASYNC_LOCAL_CREDENTIALS"
+#: Where ``local serve`` writes the control token it made, in its data folder.
+CONTROL_TOKEN_FILE = "control-token"
 _READ_PREFIXES = ("Get", "List", "Search")
 
 
@@ -115,15 +139,34 @@ def format_credentials(secrets: dict[str, str], denied: dict[str, frozenset[str]
         for key, secret in secrets.items())
 
 
-def _delay_from_args(args: argparse.Namespace, name: str, default: float) -> float:
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable and writable by the owner only (0600), even
+    if the file was there before with looser permissions."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    return path
+
+
+_T = TypeVar("_T")
+_DELAY_HINT = "give the seconds the state takes to settle, e.g. 0.5"
+_SIZE_HINT = "e.g. 1073741824, 512MiB or 2GiB"
+
+
+def _flag(args: argparse.Namespace, name: str, parse: Callable[[str, Any], _T],
+          default: _T, hint: str) -> _T:
+    """A flag's value checked by ``parse(flag name, value)``, ``default`` when not given;
+    a bad value is a configuration error (exit 2) with ``hint``."""
     value = getattr(args, name, None)
     if value is None:
         return default
     try:
-        return check_delay(f"--{name.replace('_', '-')}", value)
+        return parse(f"--{name.replace('_', '-')}", value)
     except ValueError as exc:
-        raise ConfigurationError(
-            str(exc), hint="give the seconds the state takes to settle, e.g. 0.5") from exc
+        raise ConfigurationError(str(exc), hint=hint) from exc
 
 
 def config_from_args(args: argparse.Namespace) -> StackConfig:
@@ -138,9 +181,18 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         data_dir=Path(args.data_dir) if args.data_dir else None, knobs=knobs,
         verify_signatures=bool(getattr(args, "verify_signatures", False)),
         credentials=credentials, denied=denied,
-        datastore_delay=_delay_from_args(args, "datastore_delay", DEFAULT_DATASTORE_DELAY),
-        lock_delay=_delay_from_args(args, "lock_delay", DEFAULT_LOCK_DELAY),
-        import_max_bytes=getattr(args, "import_max_bytes", None) or IMPORT_MAX_BYTES,
+        control_token=os.environ.get(CONTROL_TOKEN_ENV) or None,
+        datastore_delay=_flag(args, "datastore_delay", check_delay, DEFAULT_DATASTORE_DELAY,
+                              _DELAY_HINT),
+        lock_delay=_flag(args, "lock_delay", check_delay, DEFAULT_LOCK_DELAY, _DELAY_HINT),
+        # A limit of 0 makes no sense: it stands for the default, as it always did.
+        import_max_bytes=_flag(args, "import_max_bytes", byte_size, 0, _SIZE_HINT)
+        or IMPORT_MAX_BYTES,
+        import_max_frame_bytes=_flag(args, "import_max_frame_bytes", byte_size, 0, _SIZE_HINT)
+        or MAX_FRAME_BYTES,
+        import_max_instance_bytes=_flag(args, "import_max_instance_bytes", byte_size, 0,
+                                        _SIZE_HINT) or MAX_INSTANCE_BYTES,
+        import_worker_memory=_flag(args, "import_worker_memory", byte_size, None, _SIZE_HINT),
         bare_account=bool(getattr(args, "bare_account", False)))
 
 
@@ -162,7 +214,18 @@ async def _serve(config: StackConfig) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    def announce(url: str, _server: object) -> None:
+    if config.verify_signatures and not config.control_token:
+        config.control_token = secrets.token_urlsafe(32)
+        token_file: str | None = CONTROL_TOKEN_FILE
+    else:
+        token_file = None
+
+    def announce(url: str, server: LocalServer) -> None:
+        if token_file is not None and config.control_token is not None:
+            path = write_private(server.data_dir / token_file, config.control_token)
+            print(f"control routes (/_hi_async/...): send 'Authorization: Bearer <token>' "
+                  f"with the token in {path} (readable by you only)",
+                  file=sys.stderr, flush=True)
         sys.stdout.write(f"{URL_LINE_PREFIX}{url}\n")
         sys.stdout.flush()
 

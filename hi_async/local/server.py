@@ -3,7 +3,8 @@
 Each request is routed by the service name in its SigV4 credential scope (the
 ``Authorization`` header, or ``X-Amz-Credential`` of a presigned URL): ``medical-imaging``
 goes to the emulator, everything else (S3, IAM, STS, CloudFormation, unsigned requests)
-to moto. Paths under ``/_hi_async/`` are the control routes.
+to moto. Paths under ``/_hi_async/`` are the control routes; with ``--verify-signatures``
+all but the health check need the control token or a signature (:mod:`.control_access`).
 
 The GetImageFrame path is kept lean: string splits instead of regular expressions where
 possible, one in-memory lookup per frame, no SQLite, no per-request allocation beyond
@@ -29,6 +30,7 @@ from .aws.moto_bridge import MotoBridge
 from .aws.moto_errors import auth_error
 from .aws.sigv4_verify import authorize, verify
 from .config import DRIP_BYTES_PER_S, StackConfig
+from .control_access import check_control_access, is_open
 from .data.public_data import ensure_public_bucket
 from .dicom_import.importer import ImportRunner
 from .healthimaging import ids, wire
@@ -127,6 +129,8 @@ class LocalServer:
             log.exception("seeding the public data bucket failed")
 
     def close(self) -> None:
+        for runner in self._runners.values():
+            runner.close()  # its worker processes end with the stack, not with the host
         self.moto.close()
         self.registry.close()
         if current_registry() is self.registry:
@@ -139,8 +143,11 @@ class LocalServer:
     async def _run_job(self, backend: Backend, datastore_id: str, job_id: str) -> None:
         runner = self._runners.get(id(backend))
         if runner is None:
+            c = self.config
             runner = self._runners[id(backend)] = ImportRunner(
-                backend, max_bytes=self.config.import_max_bytes)
+                backend, max_bytes=c.import_max_bytes, max_frame_bytes=c.import_max_frame_bytes,
+                max_instance_bytes=c.import_max_instance_bytes,
+                worker_memory=c.import_worker_memory)
         job = backend.get_job(datastore_id, job_id)
         try:
             await runner.run(job)
@@ -282,10 +289,25 @@ class LocalServer:
 
     async def control(self, request: web.Request) -> web.StreamResponse:
         name, method = request.path[len("/_hi_async/"):], request.method
+        trusted = not self.config.verify_signatures
+        if not trusted:
+            body = await request.read()  # aiohttp keeps it for the route to read again
+            try:
+                check_control_access(method, request.raw_path, request.headers, body,
+                                     self.config)
+                trusted = True
+            except ServiceError as exc:
+                if not is_open(name, method):
+                    self.requests[("control:refused", exc.status)] += 1
+                    return web.json_response({"__type": exc.code, "message": exc.message},
+                                             status=exc.status,
+                                             headers={"x-amzn-ErrorType": exc.code})
         if name == "health" and method == "GET":
             ok = self.ready.is_set()
-            return web.json_response({"ready": ok, "publicData": self.public_data_state},
-                                     status=200 if ok else 503)
+            # An unauthenticated probe learns whether the stack is ready, nothing more.
+            answer = {"ready": ok, "publicData": self.public_data_state} if trusted else \
+                {"ready": ok}
+            return web.json_response(answer, status=200 if ok else 503)
         if name == "stats" and method == "GET":
             return web.json_response(self.stats())
         if name == "reset" and method == "POST":
@@ -315,5 +337,6 @@ class LocalServer:
 def warn_if_exposed(host: str) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: the local stack is bound to {host}, reachable from other machines; "
-              "it accepts any credentials unless --verify-signatures is given",
+              "it accepts any credentials, and anyone who reaches it may reset it, unless "
+              "--verify-signatures is given",
               file=sys.stderr, flush=True)

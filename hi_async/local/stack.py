@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -31,7 +32,8 @@ from .config import (
     Knobs,
     StackConfig,
 )
-from .dicom_import.limits import IMPORT_MAX_BYTES
+from .control_access import CONTROL_TOKEN_ENV
+from .dicom_import.limits import IMPORT_MAX_BYTES, MAX_FRAME_BYTES, MAX_INSTANCE_BYTES
 from .healthimaging.backend import Backend
 from .healthimaging.ids import ACCOUNT_ID, DEFAULT_REGION
 from .runtime import new_event_loop_factory, run_stack
@@ -51,17 +53,31 @@ class LocalStack:
                  denied: dict[str, frozenset[str]] | None = None,
                  datastore_delay: float = DEFAULT_DATASTORE_DELAY,
                  lock_delay: float = DEFAULT_LOCK_DELAY,
-                 import_max_bytes: int = IMPORT_MAX_BYTES, bare_account: bool = False) -> None:
+                 import_max_bytes: int = IMPORT_MAX_BYTES,
+                 import_max_frame_bytes: int = MAX_FRAME_BYTES,
+                 import_max_instance_bytes: int = MAX_INSTANCE_BYTES,
+                 import_worker_memory: int | None = None,
+                 bare_account: bool = False) -> None:
+        """The import limits are those of ``local serve``'s ``--import-*`` flags (see
+        :mod:`.dicom_import.limits`); ``import_worker_memory`` None gives each import
+        worker an equal share of the machine's memory, 0 no cap."""
         if isinstance(knobs, dict):
             knobs = Knobs().updated(knobs)
         self.mode = mode
+        #: Opens the control routes of a stack that checks signatures; :meth:`control`
+        #: sends it (see :mod:`.control_access`).
+        self.control_token = secrets.token_urlsafe(32) if verify_signatures else None
         self.config = StackConfig(host=host, port=port,
                                   data_dir=Path(data_dir) if data_dir else None,
                                   knobs=knobs or Knobs(), verify_signatures=verify_signatures,
                                   credentials=credentials or {"test": "test"},
                                   denied=dict(denied or {}),
+                                  control_token=self.control_token,
                                   datastore_delay=datastore_delay, lock_delay=lock_delay,
                                   import_max_bytes=import_max_bytes,
+                                  import_max_frame_bytes=import_max_frame_bytes,
+                                  import_max_instance_bytes=import_max_instance_bytes,
+                                  import_worker_memory=import_worker_memory,
                                   bare_account=bare_account)
         self.url = ""
         self.server: LocalServer | None = None
@@ -156,10 +172,18 @@ class LocalStack:
             cmd += ["--lock-delay", repr(c.lock_delay)]
         if c.import_max_bytes != IMPORT_MAX_BYTES:
             cmd += ["--import-max-bytes", str(c.import_max_bytes)]
+        if c.import_max_frame_bytes != MAX_FRAME_BYTES:
+            cmd += ["--import-max-frame-bytes", str(c.import_max_frame_bytes)]
+        if c.import_max_instance_bytes != MAX_INSTANCE_BYTES:
+            cmd += ["--import-max-instance-bytes", str(c.import_max_instance_bytes)]
+        if c.import_worker_memory is not None:
+            cmd += ["--import-worker-memory", str(c.import_worker_memory)]
         if c.bare_account:
             cmd.append("--bare-account")
         env = dict(os.environ)
         env[CREDENTIALS_ENV] = format_credentials(c.credentials, c.denied)
+        if c.control_token:
+            env[CONTROL_TOKEN_ENV] = c.control_token
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
@@ -181,11 +205,14 @@ class LocalStack:
         return self.server.registry.get(account_id, region)
 
     def control(self, name: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Call a control route (``health``, ``stats``, ``reset``, ``faults``)."""
+        """Call a control route (``health``, ``stats``, ``reset``, ``faults``), with the
+        stack's control token when it checks signatures."""
         data = None if payload is None and name in ("health", "stats") else json.dumps(
             payload or {}).encode()
+        headers = {"Authorization": f"Bearer {self.control_token}"} if self.control_token \
+            else {}
         req = urllib.request.Request(f"{self.url}/_hi_async/{name}", data=data,
-                                     method="GET" if data is None else "POST")
+                                     headers=headers, method="GET" if data is None else "POST")
         with urllib.request.urlopen(req, timeout=60) as resp:
             return json.loads(resp.read())
 

@@ -26,6 +26,11 @@ Binary segmentations (SEG, 1-bit, explicit VR little endian) are kept as importe
 served as ``application/octet-stream``, as the reference page says the service does (see
 ``_segmentation_frames``).
 
+Sizes: before anything is inflated or decoded, the instance's declared size, each
+compressed frame's header and a deflated data set's inflated size are checked against
+the import limits (``size_checks``); a file over them gets a FAILURE record naming the
+limit. Running out of the worker's memory cap (``worker_memory``) is a FAILURE record too.
+
 Non-conformances the service imports anyway (invalid UIDs, over-long values, a
 NumberOfFrames the encapsulated items contradict, a wrong offset table) travel with the
 instance as warnings; ``import_warnings.py`` finds them and says what is then stored.
@@ -48,8 +53,11 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 
 from ..healthimaging.records import EncodedFrame, ImportWarning, ParsedInstance
+from . import worker_memory
 from .dicom_attrs import split_levels
 from .import_warnings import check_encapsulated, metadata_warnings
+from .limits import ImportLimits, describe_bytes
+from .size_checks import OverLimit, check_declared, check_deflated, check_encoded
 from .transcode import STORAGE_HTJ2K, as_is_frame, lossless_frame, stored_lossless_syntax
 
 #: Syntaxes the service transcodes to HTJ2K lossless RPCL (reference page, "Import").
@@ -128,25 +136,49 @@ class _Refused(Exception):
     """A file the service refuses; the message goes into the FAILURE record."""
 
 
+def start_worker(memory_budget: int | None) -> None:
+    """Import pool initializer: cap the worker's memory now that this module is loaded."""
+    worker_memory.limit_memory(memory_budget)
+
+
 def convert_p10(input_file: str, data: bytes, storage_format: str = STORAGE_HTJ2K,
-                ) -> ParsedInstance | ConvertFailure:
+                limits: ImportLimits | None = None) -> ParsedInstance | ConvertFailure:
     """Parse and transcode one file. Never raises: every problem becomes a failure.
 
     ``storage_format`` is the data store's ``losslessStorageFormat``: lossless sources
     become HTJ2K (``HTJ2K``) or JPEG 2000 (``JPEG_2000_LOSSLESS``) frames.
     """
+    limits = limits or ImportLimits()
+    peak_before = worker_memory.peak()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _convert(input_file, data, storage_format)
-    except _Refused as exc:
+            return _convert(input_file, data, storage_format, limits)
+    except (_Refused, OverLimit) as exc:
         return ConvertFailure(input_file, "ValidationException", str(exc))
+    except MemoryError as exc:
+        return out_of_memory(input_file, limits, exc)
     except Exception as exc:
+        if worker_memory.hit_the_cap(peak_before):
+            return out_of_memory(input_file, limits, exc)
         return ConvertFailure(input_file, "InternalServerException",
                               f"the file could not be processed: {type(exc).__name__}: {exc}")
 
 
-def _convert(input_file: str, data: bytes, storage_format: str) -> ParsedInstance:
+def out_of_memory(input_file: str, limits: ImportLimits, exc: Exception) -> ConvertFailure:
+    """A server-side failure: the stack's own memory cap, not the file, is what stopped it.
+
+    Also for a worker that cannot send its result back (see :mod:`.importer`)."""
+    cap = (f"the {describe_bytes(limits.worker_memory)} an import worker may use "
+           "(--import-worker-memory)" if limits.worker_memory else "the memory available")
+    return ConvertFailure(input_file, "InternalServerException",
+                          f"converting this file needed more memory than {cap}: "
+                          f"{type(exc).__name__}: {exc}")
+
+
+def _convert(input_file: str, data: bytes, storage_format: str,
+             limits: ImportLimits) -> ParsedInstance:
+    check_deflated(data, limits)  # before pydicom inflates it whole
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
     except InvalidDicomError as exc:
@@ -167,10 +199,11 @@ def _convert(input_file: str, data: bytes, storage_format: str) -> ParsedInstanc
             raise _Refused(f"DICOM attribute {keyword} does not exist")
     if ts not in TRANSCODED_SYNTAXES and ts not in STORED_AS_IS:
         raise _Refused(f"transfer syntax {ts} is not supported by HealthImaging import")
+    check_declared(ds, limits)
     found = metadata_warnings(ds)
     # The attributes are read before the pixel data, which a wrong offset table changes.
     patient, study, series, instance, vrs = split_levels(ds)
-    frames, stored_ts = _pixel_frames(ds, ts, storage_format, found)
+    frames, stored_ts = _pixel_frames(ds, ts, storage_format, found, limits)
     return ParsedInstance(
         input_file=input_file,
         study_instance_uid=str(ds.StudyInstanceUID),
@@ -187,17 +220,30 @@ def _convert(input_file: str, data: bytes, storage_format: str) -> ParsedInstanc
     )
 
 
-def _pixel_frames(ds: Dataset, ts: str, storage_format: str,
-                  found: list[ImportWarning]) -> tuple[tuple[EncodedFrame, ...], str]:
+def _pixel_frames(ds: Dataset, ts: str, storage_format: str, found: list[ImportWarning],
+                  limits: ImportLimits) -> tuple[tuple[EncodedFrame, ...], str]:
     """The frames to store and their transfer syntax (``ts`` for an instance with none)."""
     if is_binary_segmentation(ds, ts):
         return tuple(_segmentation_frames(ds)), ts
     if not _frames_can_be_split(ds, ts, found):
         return (), ts
+    if ts not in NATIVE_SYNTAXES and not STORED_AS_IS.get(ts, "").startswith(_VIDEO_PREFIX):
+        check_encoded(_each_fragment(ds.PixelData), limits,
+                      samples=int(ds.get("SamplesPerPixel") or 1),
+                      bits=int(ds.get("BitsAllocated") or 8))
     if ts in TRANSCODED_SYNTAXES:
         return (tuple(_transcoded_frames(ds, ts, storage_format)),
                 stored_lossless_syntax(storage_format))
     return tuple(_as_is_frames(ds, STORED_AS_IS[ts])), ts
+
+
+def _each_fragment(pixel_data: bytes) -> Iterator[bytes]:
+    """The fragments of encapsulated pixel data, as far as they can be read: malformed
+    items end the walk, and the decoder later refuses them with its own reason."""
+    try:
+        yield from generate_fragments(pixel_data)
+    except Exception:
+        return
 
 
 def _frames_can_be_split(ds: Dataset, ts: str, found: list[ImportWarning]) -> bool:
@@ -293,6 +339,8 @@ def _as_is_frames(ds: Dataset, content_type: str) -> Iterator[EncodedFrame]:
         if decoder is not None:
             try:
                 pixels = decoder(chunk)
+            except MemoryError:
+                raise  # the worker's cap, not the stream: the file fails (see convert_p10)
             except Exception:
                 pixels = None  # kept without checksum: the service stores it regardless
         yield as_is_frame(bytes(chunk), content_type, pixels)
@@ -324,7 +372,10 @@ def _segmentation_frames(ds: Dataset) -> list[EncodedFrame]:
     if int(ds.get("SamplesPerPixel", 1)) != 1:
         raise _Refused("a binary segmentation must have SamplesPerPixel 1")
     per_frame = rows * columns
-    bits = np.unpackbits(np.frombuffer(ds.PixelData, dtype=np.uint8), bitorder="little")
+    # Only the bytes the frames need are unpacked (eight bytes out per byte in).
+    needed = -(-per_frame * count // 8)
+    bits = np.unpackbits(np.frombuffer(ds.PixelData, dtype=np.uint8,
+                                       count=min(needed, len(ds.PixelData))), bitorder="little")
     if bits.size < per_frame * count:
         raise _Refused(f"the pixel data holds {bits.size} bits, {count} frames of "
                        f"{rows}x{columns} need {per_frame * count}")

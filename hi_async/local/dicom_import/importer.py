@@ -14,6 +14,13 @@ its image set's ``numberOfMatchedSOPInstances``. It also gets a WARNING record, 
 in AWS's "Understanding import jobs" example: the success record's ``importResponse``
 plus ``imageSetVersion`` and ``warnings: [{warning_reason_code, type, message}]``.
 
+Each file is converted under the import limits (:mod:`.limits`): sizes read from
+headers are checked before anything is decoded, and every worker's memory is capped.
+A worker that dies (out of memory in native code, killed) breaks the whole pool, and
+every file the pool held with it; each of those files is then converted again alone, in
+a one-worker pool of its own, so that only a file that kills that worker too gets a
+FAILURE record and the others are imported as if nothing had happened.
+
 Job-level errors (input bucket or prefix missing or empty, output bucket missing, more
 than 5000 files, more than 10 GB) end the job FAILED with a message; a file that cannot
 be imported only adds a FAILURE record.
@@ -40,8 +47,16 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from ..aws.s3_access import MotoS3, S3Object, split_s3_uri
 from ..healthimaging.records import ImportWarning, ParsedInstance
-from .convert import ConvertFailure, convert_p10
-from .limits import IMPORT_MAX_BYTES, MAX_FILES
+from .convert import ConvertFailure, convert_p10, out_of_memory, start_worker
+from .limits import (
+    IMPORT_MAX_BYTES,
+    MAX_FILES,
+    MAX_FRAME_BYTES,
+    MAX_INSTANCE_BYTES,
+    ImportLimits,
+    default_worker_memory,
+    describe_bytes,
+)
 from .transcode import STORAGE_HTJ2K
 
 
@@ -78,28 +93,45 @@ class ImportRunner:
 
     def __init__(self, backend: Any, *, workers: int | None = None, s3: MotoS3 | None = None,
                  batch_instances: int = 1000, batch_bytes: int = 512 * 1024**2,
-                 max_bytes: int = IMPORT_MAX_BYTES) -> None:
+                 max_bytes: int = IMPORT_MAX_BYTES, max_frame_bytes: int = MAX_FRAME_BYTES,
+                 max_instance_bytes: int = MAX_INSTANCE_BYTES,
+                 worker_memory: int | None = None) -> None:
+        """``worker_memory``: bytes each worker may add to its start-up size; None for an
+        equal share of the machine's memory (:func:`.limits.default_worker_memory`), 0
+        for no cap."""
         self._backend = backend
         self._max_bytes = max_bytes
         self._s3 = s3 or MotoS3(getattr(backend, "account_id", None))
         self._workers = workers or max(1, os.cpu_count() or 1)
+        if worker_memory is None:
+            worker_memory = default_worker_memory(self._workers)
+        self._limits = ImportLimits(max_frame_bytes, max_instance_bytes, worker_memory or None)
         self._pool: ProcessPoolExecutor | None = None
+        #: The one-worker pool files get a second chance in, one at a time.
+        self._alone: ProcessPoolExecutor | None = None
+        self._alone_lock = anyio.Lock()
         self._batch_instances = batch_instances
         self._batch_bytes = batch_bytes
 
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        # spawn: the server process has threads (moto, aiohttp) that fork would copy in
+        # whatever state they were in. Each worker caps its memory as it starts.
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=start_worker,
+                                   initargs=(self._limits.worker_memory,))
+
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # spawn: the server process has threads (moto, aiohttp) that fork would copy
-            # in whatever state they were in.
-            self._pool = ProcessPoolExecutor(self._workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+            self._pool = self._new_pool(self._workers)
         return self._pool
 
     def close(self) -> None:
-        """Stop the worker processes (queued conversions are dropped)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the worker processes (queued conversions are dropped; one under way ends
+        first, without holding up the caller)."""
+        for pool in (self._pool, self._alone):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._alone = None
 
     async def run(self, job: JobLike) -> None:
         """Run one job to COMPLETED or FAILED; cancellation marks it FAILED."""
@@ -194,16 +226,53 @@ class ImportRunner:
                     continue
                 try:
                     result = await loop.run_in_executor(pool, convert_p10, uri, data,
-                                                        storage_format)
-                except BrokenProcessPool as exc:
-                    # A worker died (out of memory, killed): this file fails, the job goes on
-                    # with a fresh pool.
+                                                        storage_format, self._limits)
+                except BrokenProcessPool:
+                    # A worker died and took every file of the pool with it: the job goes
+                    # on with a fresh pool, and this file gets a second chance alone.
                     if self._pool is pool:
                         self._pool = None
+                        pool.shutdown(wait=False, cancel_futures=True)
                     pool = self._executor()
-                    result = ConvertFailure(uri, "InternalServerException",
-                                            f"the worker converting this file died: {exc}")
+                    result = await self._convert_alone(uri, data, storage_format)
+                except Exception as exc:  # e.g. the result too big to send back
+                    result = self._failed_in_pool(uri, exc)
                 await send.send(result)
+
+    async def _convert_alone(self, uri: str, data: bytes,
+                             storage_format: str) -> ParsedInstance | ConvertFailure:
+        """Convert one file in a one-worker pool no other file shares at that time.
+
+        If that worker dies too, the file itself is the cause (or the machine is killing
+        workers): it fails, and no other file is lost with it.
+        """
+        loop = asyncio.get_running_loop()
+        async with self._alone_lock:
+            if self._alone is None:
+                self._alone = self._new_pool(1)
+            alone = self._alone
+            try:
+                return await loop.run_in_executor(alone, convert_p10, uri, data,
+                                                  storage_format, self._limits)
+            except BrokenProcessPool:
+                self._alone = None
+                alone.shutdown(wait=False, cancel_futures=True)
+            except Exception as exc:
+                return self._failed_in_pool(uri, exc)
+        cap = self._limits.worker_memory
+        why = (f"out of the {describe_bytes(cap)} of memory an import worker may use "
+               "(--import-worker-memory), or killed" if cap else "killed")
+        return ConvertFailure(uri, "InternalServerException",
+                              f"the worker process converting this file died twice ({why}); "
+                              "the job's other files were converted without it")
+
+    def _failed_in_pool(self, uri: str, exc: Exception) -> ConvertFailure:
+        """A failure outside the conversion itself, such as a worker that cannot send
+        its result back (convert_p10 itself never raises)."""
+        if isinstance(exc, MemoryError):
+            return out_of_memory(uri, self._limits, exc)
+        return ConvertFailure(uri, "InternalServerException",
+                              f"the file could not be processed: {type(exc).__name__}: {exc}")
 
     async def _collect(self, job: JobLike,
                        receive: ObjectReceiveStream[ParsedInstance | ConvertFailure],
