@@ -4,13 +4,16 @@ The decoders release the GIL, so a few threads decode in parallel with the event
 ``ThreadPoolExecutor`` plus ``asyncio.wrap_future`` spends, per frame, a concurrent
 Future with its condition variable, a second, chained asyncio Future and several lock
 round trips; at thousands of frames a second that is a noticeable share of the
-interpreter's time. Here a frame costs one queue put, one asyncio Future and one
-``call_soon_threadsafe``.
+interpreter's time. Here a frame costs one queue put and one asyncio Future, and
+results are handed back in batches: a thread that finishes a frame while the loop has
+not yet picked up the previous results adds its own to them instead of waking the loop
+again (each wake-up is a system call on both sides).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
 import threading
@@ -20,6 +23,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _Item = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+_Done = tuple[Callable[..., None], "asyncio.Future[Any]", Any]
 
 
 def _resolve(future: asyncio.Future[Any], result: Any) -> None:
@@ -37,6 +41,11 @@ class DecodeThreads:
 
     def __init__(self, count: int, *, name: str = "hi_async-decode") -> None:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        #: Results waiting for the loop: (callback, future, value), per loop.
+        self._done: dict[asyncio.AbstractEventLoop, collections.deque[_Done]] = {}
+        #: Loops that have a drain of ``_done`` scheduled and not yet started.
+        self._wake_pending: set[asyncio.AbstractEventLoop] = set()
+        self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._serve, name=f"{name}_{n}", daemon=True)
                          for n in range(count)]
         for thread in self._threads:
@@ -60,11 +69,27 @@ class DecodeThreads:
             else:
                 self._hand_back(loop, _resolve, future, result)
 
-    @staticmethod
-    def _hand_back(loop: asyncio.AbstractEventLoop, callback: Callable[..., None],
+    def _hand_back(self, loop: asyncio.AbstractEventLoop, callback: Callable[..., None],
                    future: asyncio.Future[Any], value: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(callback, future, value)
+        with self._lock:
+            self._done.setdefault(loop, collections.deque()).append((callback, future, value))
+            if loop in self._wake_pending:
+                return  # the drain already scheduled will take this one too
+            self._wake_pending.add(loop)
+        try:
+            loop.call_soon_threadsafe(self._drain, loop)
+        except RuntimeError:  # the loop closed meanwhile: nobody awaits these any more
+            with self._lock:
+                self._wake_pending.discard(loop)
+                self._done.pop(loop, None)
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loop: resolve every result handed back since the last drain."""
+        with self._lock:
+            self._wake_pending.discard(loop)
+            done = self._done.pop(loop, None)
+        for callback, future, value in done or ():
+            callback(future, value)
 
     def shutdown(self, *, wait: bool = True, drop_queued: bool = False) -> None:
         """Stop the threads after the frames in hand (and, unless ``drop_queued``, after
