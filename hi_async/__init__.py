@@ -2,8 +2,10 @@
 
 ``hi_async.download(...)`` downloads, decodes and verifies every frame of image sets;
 ``async with hi_async.Downloader(settings) as dl`` is for repeated use and for
-``dl.frames(...)``, which yields verified frames as they arrive. The heavy parts (AWS
-SDK, codecs) are imported on first use, so ``import hi_async`` stays cheap.
+``dl.frames(...)``, which yields verified frames as they arrive, and ``dl.volumes(...)``,
+which yields each series as a ``Volume`` (array, affine, spacing) as it completes. The
+heavy parts (AWS SDK, codecs) are imported on first use, so ``import hi_async`` stays
+cheap.
 """
 
 from __future__ import annotations
@@ -33,18 +35,20 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .api import Downloader, download
     from .model import Frame, FrameRef, FrameResult, ImageSetRef, Summary
+    from .volumes.volume import Volume
 
 __all__ = [
     "AccessDenied", "ConfigurationError", "CredentialsError", "DecodeError", "Downloader",
     "EndpointUnreachable", "Frame", "FrameFailed", "FrameRef", "FrameResult", "HiAsyncError",
     "ImageSetRef", "InvalidId", "JobFailed", "JobNotReady", "MetadataError", "NotFound",
     "OutputError", "ServiceError", "Settings", "Summary", "UnsupportedContentType",
-    "UsageError", "__version__", "download",
+    "UsageError", "Volume", "__version__", "download",
 ]
 __version__ = "0.1.0"
 
 _LAZY = {"Downloader": "api", "download": "api", "Frame": "model", "FrameRef": "model",
-         "FrameResult": "model", "ImageSetRef": "model", "Summary": "model"}
+         "FrameResult": "model", "ImageSetRef": "model", "Summary": "model",
+         "Volume": "volumes.volume"}
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,10 @@
 
     summary = hi_async.download(datastore_id, image_set_ids=[...], out_dir="out")
 
+    async with hi_async.Downloader(settings) as dl:
+        async for volume in dl.volumes(datastore_id, image_set_ids=[...]):
+            ...  # volume.array, volume.affine, volume.spacing; volume.to_nifti(path)
+
 A ``Downloader`` holds one HealthImaging client (its connection pool sized to the
 fetchers), one decode pool, one retry state and, once a download needs them, its worker
 processes (``Settings.workers``); it can run several downloads at once.
@@ -14,6 +18,8 @@ processes (``Settings.workers``); it can run several downloads at once.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -37,6 +43,7 @@ from .workers.pool import WorkerPool
 
 if TYPE_CHECKING:
     from .decodepool import DecodePool
+    from .volumes.volume import Volume
 
 Want = Literal["pixels", "path"]
 T = TypeVar("T")
@@ -121,9 +128,11 @@ class Downloader:
         async def get_frame(ref: FrameRef) -> tuple[bytes, str | None]:
             return await hi.get_frame(ref.datastore_id, ref.image_set_id, ref.image_frame_id)
 
+        volumes = kw.get("volumes")
         work = FrameWork(settings=self.settings, get_frame=get_frame,
                          count_retry=self.retrier.count_retry, pool=pool, out_dir=out_dir,
-                         fmt=fmt, want_pixels=want_pixels)
+                         fmt=fmt, want_pixels=want_pixels,
+                         targets=volumes.target if volumes is not None else None)
         return RunContext(work=work, hi=hi, **kw)
 
     async def _worker_pool(self) -> WorkerPool | None:
@@ -165,9 +174,17 @@ class Downloader:
         target = Path(out_dir) if out_dir is not None else self.settings.out_dir
         if target is not None:
             target = prepare_out_dir(Path(target))
+        volumes = None
+        if self.settings.assembles_volumes:
+            if target is None:
+                raise UsageError("volumes (--volume, --preview) need an output folder",
+                                 hint="pass out_dir (--out), or use Downloader.volumes()")
+            from .stages.volumes import VolumeAssembly
+
+            volumes = VolumeAssembly(self.settings, target, keep_existing=self.settings.resume)
         workers = await self._worker_pool()
         ctx = self._context(target, pool=None if workers else self._decode_pool(),
-                            progress=progress)
+                            progress=progress, volumes=volumes)
         with FolderLock(target) if target is not None else contextlib.nullcontext():
             summary = await run_pipeline(ctx, source, pool=workers)
             if target is not None:
@@ -236,6 +253,79 @@ class Downloader:
                     with contextlib.suppress(anyio.BrokenResourceError,
                                              anyio.ClosedResourceError):
                         await send.send(exc)
+
+        self._tg.start_soon(produce)
+        async with receive:
+            async for item in receive:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+
+
+    async def volumes(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
+                      import_job_id: str | None = None, all_image_sets: bool = False,
+                      out_dir: str | Path | None = None) -> AsyncIterator[Volume]:
+        """Yield each series' volume as soon as its last frame is verified.
+
+        A :class:`~hi_async.volumes.volume.Volume` holds the voxels (in memory, or
+        memory-mapped when large), the affine, the spacing and the sidecar's facts. Frames
+        are decoded and written into the volume where they are decoded (worker processes,
+        or this process), as ``download --volume`` does. With ``out_dir`` (or
+        ``settings.out_dir``) the run also writes what the settings ask for (frames in
+        ``output_format``; volume files and previews with ``volume``/``preview``) and
+        resumes like a download; without one, nothing is kept: volumes are assembled in a
+        temporary folder (``TMPDIR``; keep it on a disk, not in memory, for large series).
+
+        A series that cannot be a volume yields nothing (summary.json names it, with an
+        out_dir). If frames failed, FrameFailed is raised after every complete volume was
+        yielded; breaking out of the loop stops the download.
+        """
+        from .stages.volumes import VolumeAssembly
+        from .volumes.volume import Volume
+
+        target = Path(out_dir) if out_dir is not None else self.settings.out_dir
+        source = self.image_sets(datastore_id, image_set_ids=image_set_ids,
+                                 import_job_id=import_job_id, all_image_sets=all_image_sets)
+        if target is not None:
+            target = prepare_out_dir(target)
+        scratch = None if target is not None else Path(tempfile.mkdtemp(prefix="hi_async-"))
+        send, receive = anyio.create_memory_object_stream[Volume | BaseException](1)
+
+        async def forward(volume: Volume) -> None:
+            try:
+                await send.send(volume)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                raise _Stop from None
+
+        assembly = VolumeAssembly(self.settings, target or scratch or Path(),
+                                  write_files=target is not None, keep_existing=False,
+                                  on_volume=forward)
+        workers = await self._worker_pool()
+        ctx = self._context(target, pool=None if workers else self._decode_pool(),
+                            volumes=assembly)
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    with FolderLock(target) if target is not None else contextlib.nullcontext():
+                        summary = await run_pipeline(ctx, source, pool=workers)
+                        if target is not None:
+                            write_summary(target, summary.to_json())
+                    if summary.failures:
+                        first = summary.failures[0]
+                        await send.send(FrameFailed(
+                            first.ref.image_set_id, first.ref.image_frame_id,
+                            f"{first.error} ({len(summary.failures)} failed; their volumes "
+                            f"were not assembled)"))
+                except (_Stop, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+                except Exception as exc:
+                    with contextlib.suppress(anyio.BrokenResourceError,
+                                             anyio.ClosedResourceError):
+                        await send.send(exc)
+                finally:
+                    if scratch is not None:
+                        shutil.rmtree(scratch, ignore_errors=True)
 
         self._tg.start_soon(produce)
         async with receive:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -28,6 +28,9 @@ from .errors import DecodePoolBroken
 from .libc import die_with_parent
 from .model import Check, EncodedFrame, FrameRef, Outcome
 from .verify import verify_frame
+
+if TYPE_CHECKING:
+    from .volumes.buffer import SliceTarget
 
 #: The signature of the work a pool runs per frame (``verify_frame``; tests pass others).
 Work = Callable[..., Outcome]
@@ -157,9 +160,11 @@ class DecodePool:
         return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
 
     async def run(self, frame: EncodedFrame, *, path: str | None, fmt: str,
-                  want_pixels: bool = False) -> Outcome:
+                  want_pixels: bool = False, target: SliceTarget | None = None) -> Outcome:
+        """``target``: the frame's slot in a volume buffer file (``--volume``), if any."""
+        extra = {"target": target} if target is not None else {}
         work = functools.partial(self._work, frame, path=path, fmt=fmt,
-                                 want_pixels=want_pixels)
+                                 want_pixels=want_pixels, **extra)
         if self._threads is not None:
             return await self._threads.run(work)
         generation = self._generation

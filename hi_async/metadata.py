@@ -105,6 +105,25 @@ def _full_resolution_checksum(frame: Mapping[str, Any]) -> int | None:
         return None
 
 
+def load_document(document: bytes | Mapping[str, Any], image_set_id: str, *,
+                  limit: int = METADATA_MAX_BYTES) -> Mapping[str, Any]:
+    """The metadata document as a parsed JSON object (from the gzip blob as served), so
+    that callers needing more than the frames (volumes) inflate and parse it once."""
+    if isinstance(document, (bytes, bytearray, memoryview)):
+        raw = gunzip_bounded(bytes(document), limit)
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MetadataError(
+                f"image set metadata of {image_set_id} is not JSON: {exc}"
+            ) from None
+    else:
+        doc = document
+    if not isinstance(doc, Mapping):
+        raise MetadataError(f"image set metadata of {image_set_id} is not a JSON object")
+    return doc
+
+
 def parse_metadata(
     document: bytes | Mapping[str, Any],
     datastore_id: str,
@@ -136,18 +155,7 @@ def iter_frames(
     limit: int = METADATA_MAX_BYTES,
 ) -> Iterator[FrameRef]:
     """Like :func:`parse_metadata`, lazily."""
-    if isinstance(document, (bytes, bytearray, memoryview)):
-        raw = gunzip_bounded(bytes(document), limit)
-        try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise MetadataError(
-                f"image set metadata of {image_set_id} is not JSON: {exc}"
-            ) from None
-    else:
-        doc = document
-    if not isinstance(doc, Mapping):
-        raise MetadataError(f"image set metadata of {image_set_id} is not a JSON object")
+    doc = load_document(document, image_set_id, limit=limit)
     study = _obj(doc, "Study", image_set_id)
     study_uid = str(_obj(study, "DICOM", "Study").get("StudyInstanceUID") or "")
     series_map = _obj(study, "Series", "Study")

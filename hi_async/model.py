@@ -194,6 +194,9 @@ class Summary:
     #: mean fill of each hand-off queue (0..1). A full queue names its consumer as the
     #: bottleneck.
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: ``--volume``/``--preview``: one entry per volume and per note on a series (what
+    #: became of it, its files, shape and warnings); None when the run made no volumes.
+    volumes: list[dict[str, Any]] | None = None
 
     @property
     def frames_per_second(self) -> float:
@@ -226,6 +229,8 @@ class Summary:
                 part: {k: round(v, 4) for k, v in values.items()}
                 for part, values in self.stages.items()
             }
+        if self.volumes is not None:
+            doc["volumes"] = self.volumes
         if self.by_label:
             doc["byLabel"] = {
                 label: {

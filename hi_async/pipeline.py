@@ -89,6 +89,8 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
             tg.start_soon(lambda: sink.run(res_rx, ctx, queues=queues))
             if ctx.committer is not None:
                 tg.start_soon(ctx.committer.run)
+            if ctx.volumes is not None:
+                tg.start_soon(ctx.volumes.run)
             for end in (sets_rx, frames_tx, frames_rx, res_tx):
                 end.close()
     except BaseExceptionGroup as group:
@@ -109,6 +111,7 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
         by_label=dict(tally.by_label), failures=tuple(tally.failures),
         workers=dict(tally.by_worker), warnings=tuple(report.warnings()),
         stages={"busySeconds": dict(ctx.stats.busy), "queueFill": ctx.stats.queue_fill()},
+        volumes=ctx.volumes.records() if ctx.volumes is not None else None,
     )
 
 

@@ -61,9 +61,11 @@ class ResumeReport:
 
 
 def remove_leftover_tmp(out_dir: Path) -> int:
-    """Delete ``*.tmp`` files a crashed run left in the output folder; returns how many."""
+    """Delete ``*.tmp`` files a crashed run left in the output folder (frames, and the
+    volumes' assembly and output files); returns how many."""
     removed = 0
-    for tmp in [*out_dir.glob("*/*.tmp"), *out_dir.glob("*.tmp")]:
+    for tmp in [*out_dir.glob("*/*.tmp"), *out_dir.glob("*.tmp"),
+                *out_dir.glob("*/volumes/*.tmp"), *out_dir.glob("*/previews/*.tmp")]:
         try:
             tmp.unlink()
             removed += 1

@@ -16,6 +16,8 @@ from typing import Any, Literal
 OutputFormat = Literal["jph", "npy", "raw", "none"]
 PoolKind = Literal["process", "thread"]
 FrameClientKind = Literal["lean", "sdk"]
+#: ``--volume``: each series also assembled into a NIfTI or NumPy volume.
+VolumeKind = Literal["nifti", "npy"]
 
 #: The service caps inflated image set metadata at 50 MB; never inflate more than that.
 METADATA_MAX_BYTES = 50 * 1024 * 1024
@@ -110,6 +112,10 @@ class Settings:
     #: only the file's own size and checksum).
     verify_existing: bool = False
     metadata_max_bytes: int = METADATA_MAX_BYTES
+    #: Each series also as a volume (``DIR/<imageSetId>/volumes/``), in this format.
+    volume: VolumeKind | None = None
+    #: A preview PNG per volume (``DIR/<imageSetId>/previews/``).
+    preview: bool = False
 
     # Behaviour.
     #: Run the event loop on uvloop when it is installed (benchmarks compare both).
@@ -122,6 +128,11 @@ class Settings:
             return 0  # both are ways of running in this process
         n = self.workers if self.workers is not None else usable_cores()
         return n if n > 1 else 0
+
+    @property
+    def assembles_volumes(self) -> bool:
+        """Series are assembled into volumes (for a volume file, a preview or both)."""
+        return self.volume is not None or self.preview
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (validated again)."""
@@ -144,6 +155,8 @@ class Settings:
                 f"unknown output format {self.output_format!r}",
                 hint="choose one of jph, npy, raw, none",
             )
+        if self.volume not in (None, "nifti", "npy"):
+            raise UsageError(f"unknown volume format {self.volume!r}", hint="choose nifti or npy")
         if self.pool not in ("process", "thread"):
             raise UsageError(f"unknown pool kind {self.pool!r}", hint="choose process or thread")
         if self.frame_client not in ("lean", "sdk"):

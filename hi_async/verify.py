@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import codecs
 from .errors import DecodeError, UnsupportedContentType
 from .model import Check, EncodedFrame, Outcome
 from .output.frames import write_frame_file
+
+if TYPE_CHECKING:
+    from .volumes.buffer import SliceTarget
 
 #: Folders this process has made or found, so that a frame costs no mkdir call.
 _FOLDERS: set[str] = set()
@@ -32,9 +35,17 @@ def _write(path: str, fmt: str, data: bytes, pixels: Any) -> tuple[int, int]:
         return write_frame_file(path, fmt, data, pixels)
 
 
+def _write_slice(target: SliceTarget, pixels: Any) -> None:
+    from .volumes.buffer import write_slice
+
+    write_slice(target, pixels)
+
+
 def verify_frame(frame: EncodedFrame, *, path: str | None, fmt: str,
-                 want_pixels: bool = False) -> Outcome:
-    """Decode, verify and (when verified or unverifiable) write one frame to ``path``."""
+                 want_pixels: bool = False, target: SliceTarget | None = None) -> Outcome:
+    """Decode, verify and (when verified or unverifiable) write one frame to ``path`` and,
+    with a ``target``, into its slot of a volume's buffer file (``--volume``): the pixels
+    go into the volume in the process that decoded them, never through a pipe."""
     ref = frame.ref
     try:
         pixels = codecs.decode(frame.data, frame.content_type, ref.rows, ref.columns,
@@ -61,6 +72,16 @@ def verify_frame(frame: EncodedFrame, *, path: str | None, fmt: str,
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             return Outcome(Check.DISK_FULL if full else Check.FAILED, actual,
                            f"cannot write {path}: {exc.strerror or exc}")
+    if target is not None:
+        try:
+            _write_slice(target, pixels)
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            return Outcome(Check.DISK_FULL if full else Check.FAILED, actual,
+                           f"cannot write the frame into its volume {target.path}: "
+                           f"{exc.strerror or exc}")
+        except ValueError as exc:  # the frame does not fit the planned slice
+            return Outcome(Check.FAILED, actual, f"the frame does not fit its volume: {exc}")
     return Outcome(check, actual, None, path, pixels if want_pixels else None,
                    file_bytes=size, file_crc32=crc)
 

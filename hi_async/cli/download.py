@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_network_options, folder, network_settings
+from .options import add_network_options, add_volume_arguments, folder, network_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--all", action="store_true", help="every image set of the data store")
     p.add_argument("--out", required=True, type=folder, help="output folder")
     p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "none"])
+    add_volume_arguments(p)
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (default: the usable cores; 1: all in this process)")
     p.add_argument("--fetchers", type=int, default=None,
@@ -59,6 +60,7 @@ def _download(args: argparse.Namespace) -> int:
         workers=args.workers, fetchers=args.fetchers, decoders=args.decoders, pool=args.pool,
         output_format=args.format, resume=not args.no_resume,
         verify_existing=args.verify_existing, **network_settings(args),
+        volume=args.volume, preview=args.preview,
     )
     out = args.out
     validate_selection(args.datastore_id, args.image_set_id, args.import_job_id, args.all)
@@ -76,4 +78,10 @@ def _download(args: argparse.Namespace) -> int:
     summary = run_sync(main, settings)
     report_failures(summary)
     print(format_summary(summary), file=sys.stdout)
+    if summary.volumes is not None:
+        from .volumes import count_line, notes
+
+        for line in notes(summary.volumes):
+            print(line, file=sys.stderr)
+        print(count_line(summary.volumes), file=sys.stdout)
     return 0 if summary.ok else 1

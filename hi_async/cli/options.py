@@ -1,4 +1,5 @@
-"""Options more than one subcommand takes: the output folder and the network limits."""
+"""Options more than one subcommand takes: the output folder, the network limits and the
+volumes."""
 
 from __future__ import annotations
 
@@ -35,3 +36,12 @@ def network_settings(args: argparse.Namespace) -> dict[str, float | None]:
     """The Settings overrides of :func:`add_network_options`."""
     return {"connect_timeout": args.connect_timeout, "read_timeout": args.read_timeout,
             "min_rate": args.min_rate}
+
+
+def add_volume_arguments(p: argparse.ArgumentParser) -> None:
+    """``--volume`` and ``--preview`` (``download`` and ``run``)."""
+    p.add_argument("--volume", choices=["nifti", "npy"], default=None,
+                   help="also assemble each series into a volume: "
+                   "DIR/<imageSetId>/volumes/<SeriesInstanceUID>.nii.gz (or .npy + .json)")
+    p.add_argument("--preview", action="store_true",
+                   help="a preview PNG per volume: DIR/<imageSetId>/previews/")

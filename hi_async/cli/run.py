@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import HiAsyncError, UsageError
-from .options import add_network_options, folder, network_settings
+from .options import add_network_options, add_volume_arguments, folder, network_settings
 
 _MENU = ("ct-chest", "ct-pelvis", "mri-head", "mri-breast")
 
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder (default ./hi_async-out)")
     p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "none"])
     add_network_options(p)
+    add_volume_arguments(p)
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes of the download (default: the usable cores)")
     p.add_argument("--fetchers", type=int, default=None)
@@ -126,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     settings = Settings.from_env(workers=args.workers, fetchers=args.fetchers,
                                  decoders=args.decoders, output_format=args.format,
+                                 volume=args.volume, preview=args.preview,
                                  **network_settings(args))
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     try:
@@ -148,6 +150,14 @@ def _run(args: argparse.Namespace) -> int:
     total = report.total()
     print(f"{total.verified}/{total.frames} frames verified in {report.seconds:.1f} s; "
           f"summary in {plan.out_dir / 'summary.json'}")
+    if settings.assembles_volumes:
+        from ..workflow.studypage import PAGE
+        from .volumes import count_line, notes
+
+        volumes = [v for study in report.studies for v in study.volumes or []]
+        for line in notes(volumes):
+            print(line, file=sys.stderr)
+        print(f"{count_line(volumes)}; page: {plan.out_dir / PAGE}")
     if not report.cleaned_up:
         print("kept (--keep):\n" + "\n".join(outcome.state.describe()))
         print(f"remove it with: python -m hi_async cleanup --out {plan.out_dir}")

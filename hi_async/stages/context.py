@@ -16,6 +16,8 @@ from ..settings import Settings
 
 if TYPE_CHECKING:
     from ..decodepool import DecodePool
+    from ..volumes.buffer import SliceTarget
+    from .volumes import VolumeAssembly
 
 
 class ProgressListener(Protocol):
@@ -61,6 +63,8 @@ class FrameWork:
     fmt: str
     want_pixels: bool = False
     stats: StageStats = field(default_factory=StageStats)
+    #: Where a frame goes in its volume's buffer file (``--volume``), or None.
+    targets: Callable[[FrameRef], SliceTarget | None] | None = None
     #: ``out_dir`` as a string, for building frame paths without pathlib.
     out_text: str = field(init=False, default="")
 
@@ -98,6 +102,8 @@ class RunContext:
     progress: ProgressListener | None = None
     on_result: OnResult | None = None
     tally: Tally = field(default_factory=Tally)
+    #: Series assembled into volumes as their frames arrive (``--volume``, ``--preview``).
+    volumes: VolumeAssembly | None = None
 
     @property
     def settings(self) -> Settings:

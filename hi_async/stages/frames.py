@@ -54,9 +54,11 @@ async def _verify(work: FrameWork, item: EncodedFrame) -> Outcome:
                           work.fmt)
     pool = work.pool
     assert pool is not None, "frames done in this process need its decode pool"
+    target = work.targets(item.ref) if work.targets is not None else None
     t0 = time.perf_counter()
     try:
-        return await pool.run(item, path=path, fmt=work.fmt, want_pixels=work.want_pixels)
+        return await pool.run(item, path=path, fmt=work.fmt, want_pixels=work.want_pixels,
+                              target=target)
     finally:
         work.stats.busy["decode"] += time.perf_counter() - t0
 

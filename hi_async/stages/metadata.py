@@ -21,6 +21,8 @@ from .context import RunContext
 async def frames_of(ctx: RunContext, image_set: ImageSetRef) -> list[FrameRef]:
     """Every frame of ``image_set``, in series / instance / frame order."""
     blob = await ctx.hi.metadata_blob(image_set.datastore_id, image_set.image_set_id)
+    if ctx.volumes is not None:  # the same parse also plans the image set's volumes
+        return await ctx.volumes.open(image_set, blob)
     parse = functools.partial(parse_metadata, blob, image_set.datastore_id,
                               image_set.image_set_id, label=image_set.label,
                               limit=ctx.settings.metadata_max_bytes)
@@ -56,5 +58,10 @@ async def _run(image_sets: ObjectReceiveStream[ImageSetRef], frames: ObjectSendS
                 resumed.append(FrameResult(
                     ref=ref, status=FrameStatus.VERIFIED, content_type=entry.content_type,
                     actual_crc32=entry.actual_crc32, path=path, resumed=True))
+            if resumed and ctx.volumes is not None:
+                # Their volumes need their pixels: read back, or fetched again.
+                resumed, again = await ctx.volumes.restore(resumed)
+                for ref in again:
+                    await frames.send(ref)
             if resumed:
                 await results.send(resumed)

@@ -66,8 +66,12 @@ async def _consume(results: MemoryObjectReceiveStream[list[FrameResult]], ctx: R
             if ctx.progress is not None:
                 ctx.progress.on_result(result)
         ctx.stats.busy["sink"] += time.perf_counter() - t0
+        if ctx.volumes is not None:
+            await ctx.volumes.on_results(batch)
         if ctx.on_result is not None:
             for result in batch:
                 await ctx.on_result(result)
     if ctx.committer is not None:
         ctx.committer.close()
+    if ctx.volumes is not None:
+        await ctx.volumes.results_done()

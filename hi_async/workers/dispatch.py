@@ -35,7 +35,11 @@ async def run(frames: MemoryObjectReceiveStream[FrameRef],
                         shard.append(frames.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                await pool.submit(handle, shard, out_dir, fmt)
+                targets = None
+                if ctx.volumes is not None:  # each frame's slot in its volume, if any
+                    found = [ctx.volumes.target(ref) for ref in shard]
+                    targets = found if any(t is not None for t in found) else None
+                await pool.submit(handle, shard, out_dir, fmt, targets=targets)
                 if handle.error is not None:
                     # The run failed: what the workers hold still comes back first.
                     await pool.finish_run(handle)

@@ -21,10 +21,10 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import Process, TaskGroup
@@ -37,6 +37,9 @@ from ..errors import DecodePoolBroken, HiAsyncError
 from ..model import FrameRef, FrameResult, FrameStatus
 from ..settings import Settings
 from . import protocol
+
+if TYPE_CHECKING:
+    from ..volumes.buffer import SliceTarget
 
 #: How many times dead workers are replaced before the runs give up.
 MAX_RESTARTS = 8
@@ -87,6 +90,12 @@ class _Shard:
     deaths: int = 0
     pending: set[int] = field(default_factory=set)
     worker: _Worker | None = None
+    #: Per frame, its volume slot (``--volume``), or None for the whole shard.
+    targets: tuple[SliceTarget | None, ...] | None = None
+
+    def target(self, index: int) -> tuple[SliceTarget | None, ...] | None:
+        """Frame ``index``'s volume slot, as the targets of a shard of that frame alone."""
+        return None if self.targets is None else (self.targets[index],)
 
 
 @dataclass(eq=False)
@@ -160,14 +169,18 @@ class WorkerPool:
         return run
 
     async def submit(self, run: RunHandle, frames: list[FrameRef], out_dir: Path | None,
-                     fmt: str) -> None:
-        """Queue ``frames`` as one shard of ``run``; waits while enough work is queued."""
+                     fmt: str, *, targets: Sequence[SliceTarget | None] | None = None
+                     ) -> None:
+        """Queue ``frames`` as one shard of ``run``; waits while enough work is queued.
+
+        ``targets``: per frame, its slot in a volume buffer file (``--volume``)."""
         while len(self._queue) >= self.size and not run.failed.is_set():
             await self._wait_changed()
         if run.failed.is_set():
             return
         shard = _Shard(next(self._shard_ids), run, tuple(frames), out_dir, fmt,
-                       pending=set(range(len(frames))))
+                       pending=set(range(len(frames))),
+                       targets=tuple(targets) if targets is not None else None)
         self._add_shard(shard)
 
     async def finish_run(self, run: RunHandle) -> None:
@@ -235,12 +248,15 @@ class WorkerPool:
             shard.worker = worker
             worker.shards.add(shard.shard_id)
             worker.load += len(shard.pending)
-            frames = tuple(shard.frames[i] for i in sorted(shard.pending))
+            left = sorted(shard.pending)
+            frames = tuple(shard.frames[i] for i in left)
             if len(frames) != len(shard.frames):
+                if shard.targets is not None:
+                    shard.targets = tuple(shard.targets[i] for i in left)
                 shard.frames, shard.pending = frames, set(range(len(frames)))
             await self._send(worker, protocol.Assign(
                 shard.shard_id, str(shard.out_dir) if shard.out_dir is not None else None,
-                shard.fmt, frames))
+                shard.fmt, frames, shard.targets))
 
     def _room(self) -> _Worker | None:
         ready = [w for w in self._workers if w.alive and w.ready and w.load < self.max_load]
@@ -371,7 +387,8 @@ class WorkerPool:
             return
         failed: dict[RunHandle, list[FrameResult]] = {}
         for shard in lost:
-            for ref in (shard.frames[i] for i in sorted(shard.pending)):
+            for index in sorted(shard.pending):
+                ref = shard.frames[index]
                 if shard.deaths >= 1:  # it was alone, and its worker died again
                     failed.setdefault(shard.run, []).append(FrameResult(
                         ref=ref, status=FrameStatus.FAILED,
@@ -380,7 +397,8 @@ class WorkerPool:
                 else:
                     self._add_shard(_Shard(next(self._shard_ids), shard.run, (ref,),
                                            shard.out_dir, shard.fmt, deaths=shard.deaths + 1,
-                                           pending={0}), first=True)
+                                           pending={0}, targets=shard.target(index)),
+                                    first=True)
         await self._start_worker()
         await self._deliver(failed)
         for shard in lost:  # after the frames moved on: its run cannot finish early

@@ -11,11 +11,14 @@ from __future__ import annotations
 import pickle
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import HiAsyncError
 from ..model import FrameRef
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..volumes.buffer import SliceTarget
 
 LENGTH = struct.Struct("!I")
 
@@ -42,12 +45,17 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class Assign:
-    """A shard: frames to fetch, verify and write under ``out_dir`` in ``fmt``."""
+    """A shard: frames to fetch, verify and write under ``out_dir`` in ``fmt``.
+
+    ``targets`` (``--volume``): per frame, its slot in a volume's buffer file (or None), so
+    that the worker writes the decoded frame there itself: pixels never cross the pipe.
+    """
 
     shard_id: int
     out_dir: str | None
     fmt: str
     frames: tuple[FrameRef, ...]
+    targets: tuple[SliceTarget | None, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ import gc
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -32,6 +33,9 @@ from ..model import FrameRef, FrameResult
 from ..stages import frames
 from ..stages.context import FrameWork
 from . import protocol
+
+if TYPE_CHECKING:
+    from ..volumes.buffer import SliceTarget
 
 #: Results are sent at least this often while frames are done...
 FLUSH_SECONDS = 0.02
@@ -122,7 +126,8 @@ class Worker:
                     settings=self._template.settings, get_frame=self._template.get_frame,
                     count_retry=self._template.count_retry, pool=self._template.pool,
                     out_dir=Path(message.out_dir) if message.out_dir is not None else None,
-                    fmt=message.fmt, stats=self._template.stats)
+                    fmt=message.fmt, stats=self._template.stats,
+                    targets=_targets(message))
                 self._queue.extend((message.shard_id, i, ref)
                                    for i, ref in enumerate(message.frames))
                 self._have_work.set()
@@ -177,6 +182,15 @@ class Worker:
         throttled = retrier.throttled - self._throttled_sent
         self._throttled_sent = retrier.throttled
         return protocol.Results(items, dict(retries), throttled, retrier.rate.sending)
+
+
+def _targets(message: protocol.Assign) -> Callable[[FrameRef], SliceTarget | None] | None:
+    """The shard's volume slots by frame (None: no frame of it goes into a volume)."""
+    if message.targets is None:
+        return None
+    table = {(ref.image_set_id, ref.image_frame_id): target
+             for ref, target in zip(message.frames, message.targets, strict=True)}
+    return lambda ref: table.get((ref.image_set_id, ref.image_frame_id))
 
 
 def _item(shard_id: int, index: int, result: FrameResult) -> protocol.ResultItem:

@@ -26,6 +26,7 @@ from .session import (
     target_settings,
 )
 from .state import RunState, StateFile
+from .studypage import write_study_page
 
 Say = Callable[[str], None]
 
@@ -81,6 +82,8 @@ async def run_workflow(plan: Plan, settings: Settings, say: Say = print) -> Outc
         raise first_error(group) from None
     if report is not None:
         report.write(plan.out_dir)
+        if settings.assembles_volumes:
+            write_study_page(plan.out_dir, report)
         if data_dir is not None and report.cleaned_up:
             remove_local_data(data_dir)
     return Outcome(report, state_file.state, interrupted)

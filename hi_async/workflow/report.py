@@ -29,6 +29,9 @@ class StudyReport:
     bytes: int = 0
     #: From the start of its copy to its last frame.
     seconds: float = 0.0
+    #: ``--volume``/``--preview``: the download's volume entries, paths relative to the
+    #: run's folder (None: no volumes asked for).
+    volumes: list[dict[str, Any]] | None = None
 
     @property
     def frames_per_second(self) -> float:
@@ -38,6 +41,8 @@ class StudyReport:
         data = asdict(self)
         data["framesPerSecond"] = round(self.frames_per_second, 1)
         data["seconds"] = round(self.seconds, 3)
+        if data["volumes"] is None:
+            del data["volumes"]  # the run assembled no volumes
         return data
 
 
@@ -71,14 +76,20 @@ class RunReport:
         t = self.total()
         return t.frames > 0 and t.verified == t.frames and not t.import_failures
 
-    def table(self) -> str:
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table's heading, one row per study and the total, as text cells."""
         head = ("study", "instances", "image sets", "frames", "verified", "failed", "MB",
                 "seconds", "frames/s")
-        rows = [head]
+        rows: list[tuple[str, ...]] = [head]
         for s in [*self.studies, self.total()]:
             rows.append((s.name, str(s.instances_copied), str(s.image_sets), str(s.frames),
                          str(s.verified), str(s.failed), f"{s.bytes / 1e6:.1f}",
                          f"{s.seconds:.1f}", f"{s.frames_per_second:.1f}"))
+        return rows
+
+    def table(self) -> str:
+        rows = self.rows()
+        head = rows[0]
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
 
         def fmt(r: tuple[str, ...]) -> str:

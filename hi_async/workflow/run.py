@@ -30,6 +30,7 @@ from .importjobs import run_import
 from .plan import Plan, Study, template_body
 from .report import RunReport, StudyReport
 from .state import StateFile
+from .studypage import relative_to_run
 
 Say = Callable[[str], None]
 
@@ -122,6 +123,8 @@ class WorkflowRun:
         report.frames, report.verified, report.failed = (summary.frames, summary.verified,
                                                          summary.failed)
         report.unverifiable, report.bytes = summary.unverifiable, summary.bytes
+        if summary.volumes is not None:
+            report.volumes = relative_to_run(summary.volumes, study.name)
         self.say(f"[{study.name}] {summary.verified}/{summary.frames} frame(s) verified, "
                  f"{summary.failed} failed")
 

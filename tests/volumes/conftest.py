@@ -9,6 +9,7 @@ import gzip
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,14 @@ def volume_study(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFacto
                                     {fid: pixels[fid] for fid in frame_ids},
                                     sorted(out.glob("*.nii")))
     return Study(datastore, cases)
+
+
+@pytest.fixture
+def faults(local_stack: LocalStack) -> Iterator[Any]:
+    """Set fault knobs for one test; they are switched off again afterwards."""
+    yield local_stack.set_faults
+    local_stack.set_faults(error_rate=0.0, drop_rate=0.0, truncate_rate=0.0,
+                           corrupt_rate=0.0, throttle_rps=0.0, latency_ms=0.0)
+
+
+from .standins import standins  # noqa: E402, F401  (the stand-in studies' fixture)
