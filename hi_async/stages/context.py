@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..aws.healthimaging import HealthImaging
 from ..durability import Committer
-from ..model import Counts, FrameRef, FrameResult, FrameStatus
+from ..model import Counts, FrameRef, FrameResult, FrameStatus, InstanceCounts
 from ..resume import Resumable
 from ..settings import Settings
 
 if TYPE_CHECKING:
     from ..decodepool import DecodePool
+    from .instances import DicomOptions
 
 
 class ProgressListener(Protocol):
@@ -77,9 +78,13 @@ class Tally:
     failures: list[FrameResult] = field(default_factory=list)
     #: Frames verified by each worker process, by its ID (none when run in-process).
     by_worker: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: Instances, when the run writes DICOM files.
+    dicom: InstanceCounts | None = None
 
     def add(self, result: FrameResult) -> None:
         self.counts.add(result)
+        if self.dicom is not None:
+            self.dicom.add(result)
         if result.ref.label is not None:
             self.by_label.setdefault(result.ref.label, Counts()).add(result)
         if result.status is FrameStatus.FAILED:
@@ -98,6 +103,9 @@ class RunContext:
     progress: ProgressListener | None = None
     on_result: OnResult | None = None
     tally: Tally = field(default_factory=Tally)
+    #: How DICOM files are written, when the format is ``dcm`` (the pipeline fills it in
+    #: from the settings unless the caller did).
+    dicom: DicomOptions | None = None
 
     @property
     def settings(self) -> Settings:

@@ -8,9 +8,9 @@ much of the work and memory stays bounded; shards waiting for a worker are few
 workflow downloads several studies at once); each run gets its own results.
 
 A worker that dies (killed, out of memory, a decoder crash) is replaced, and the frames
-it held that had no result yet are run again, each alone; a frame whose worker dies
-twice with it is reported failed, so one poisonous frame cannot stop a download. Workers
-that keep dying stop the runs with advice.
+it held that had no result yet are run again, each alone (frames of DICOM files: each
+instance alone); a frame whose worker dies twice with it is reported failed, so one
+poisonous frame cannot stop a download. Workers that keep dying stop the runs with advice.
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ class _Shard:
     deaths: int = 0
     pending: set[int] = field(default_factory=set)
     worker: _Worker | None = None
+    #: ``protocol.Assign.dicom``: the frames are whole DICOM instances, kept together.
+    dicom: Any = None
 
 
 @dataclass(eq=False)
@@ -99,6 +101,19 @@ class _Worker:
     load: int = 0
     shards: set[int] = field(default_factory=set)
     lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+
+def _alone(shard: _Shard) -> list[tuple[FrameRef, ...]]:
+    """The frames a dead worker held without a result, each to be run again on its own:
+    one by one, or, for DICOM files, one instance at a time (an instance's frames come back
+    together, once it is written, so those without a result are whole instances)."""
+    refs = [shard.frames[i] for i in sorted(shard.pending)]
+    if shard.dicom is None:
+        return [(ref,) for ref in refs]
+    instances: dict[tuple[str, str, str], list[FrameRef]] = {}
+    for ref in refs:
+        instances.setdefault(ref.instance_key, []).append(ref)
+    return [tuple(group) for group in instances.values()]
 
 
 class WorkerPool:
@@ -160,14 +175,17 @@ class WorkerPool:
         return run
 
     async def submit(self, run: RunHandle, frames: list[FrameRef], out_dir: Path | None,
-                     fmt: str) -> None:
-        """Queue ``frames`` as one shard of ``run``; waits while enough work is queued."""
+                     fmt: str, *, dicom: Any = None) -> None:
+        """Queue ``frames`` as one shard of ``run``; waits while enough work is queued.
+
+        ``dicom`` (a ``DicomShard``): the frames are whole instances, to be written as
+        DICOM files by the worker that gets them; they are never split up."""
         while len(self._queue) >= self.size and not run.failed.is_set():
             await self._wait_changed()
         if run.failed.is_set():
             return
         shard = _Shard(next(self._shard_ids), run, tuple(frames), out_dir, fmt,
-                       pending=set(range(len(frames))))
+                       pending=set(range(len(frames))), dicom=dicom)
         self._add_shard(shard)
 
     async def finish_run(self, run: RunHandle) -> None:
@@ -240,7 +258,7 @@ class WorkerPool:
                 shard.frames, shard.pending = frames, set(range(len(frames)))
             await self._send(worker, protocol.Assign(
                 shard.shard_id, str(shard.out_dir) if shard.out_dir is not None else None,
-                shard.fmt, frames))
+                shard.fmt, frames, shard.dicom))
 
     def _room(self) -> _Worker | None:
         ready = [w for w in self._workers if w.alive and w.ready and w.load < self.max_load]
@@ -316,6 +334,7 @@ class WorkerPool:
         self.rate.report(worker.number, message.sending)
         by_run: dict[RunHandle, list[FrameResult]] = {}
         done: list[_Shard] = []
+        noted = set(message.noted)
         for (shard_id, index, status, content_type, crc, error, nbytes, path, file_bytes,
              file_crc) in message.items:
             shard = self._shards.get(shard_id)
@@ -328,7 +347,8 @@ class WorkerPool:
             by_run.setdefault(shard.run, []).append(FrameResult(
                 ref=shard.frames[index], status=FrameStatus(status), content_type=content_type,
                 actual_crc32=crc, path=Path(path) if path is not None else None, error=error,
-                encoded_bytes=nbytes, file_bytes=file_bytes, file_crc32=file_crc))
+                encoded_bytes=nbytes, file_bytes=file_bytes, file_crc32=file_crc,
+                noted=(shard_id, index) in noted))
             if not shard.pending:
                 done.append(shard)
         self._notify()
@@ -371,16 +391,17 @@ class WorkerPool:
             return
         failed: dict[RunHandle, list[FrameResult]] = {}
         for shard in lost:
-            for ref in (shard.frames[i] for i in sorted(shard.pending)):
+            for alone in _alone(shard):
                 if shard.deaths >= 1:  # it was alone, and its worker died again
-                    failed.setdefault(shard.run, []).append(FrameResult(
+                    failed.setdefault(shard.run, []).extend(FrameResult(
                         ref=ref, status=FrameStatus.FAILED,
                         error="the worker process died twice while it handled this frame "
-                        "(a decoder crash, or it was killed)"))
+                        "(a decoder crash, or it was killed)") for ref in alone)
                 else:
-                    self._add_shard(_Shard(next(self._shard_ids), shard.run, (ref,),
+                    self._add_shard(_Shard(next(self._shard_ids), shard.run, alone,
                                            shard.out_dir, shard.fmt, deaths=shard.deaths + 1,
-                                           pending={0}), first=True)
+                                           pending=set(range(len(alone))), dicom=shard.dicom),
+                                    first=True)
         await self._start_worker()
         await self._deliver(failed)
         for shard in lost:  # after the frames moved on: its run cannot finish early

@@ -11,11 +11,14 @@ from __future__ import annotations
 import pickle
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import HiAsyncError
 from ..model import FrameRef
 from ..settings import Settings
+
+if TYPE_CHECKING:  # pydicom is imported only where DICOM files are written
+    from ..dicom.assembly import DicomShard
 
 LENGTH = struct.Struct("!I")
 
@@ -48,6 +51,8 @@ class Assign:
     out_dir: str | None
     fmt: str
     frames: tuple[FrameRef, ...]
+    #: ``fmt == "dcm"``: what writing the shard's (whole) instances needs besides frames.
+    dicom: DicomShard | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,8 @@ class Results:
     throttled: int = 0
     #: Requests per second this worker sends lately.
     sending: float = 0.0
+    #: (shard ID, index) of the frames among ``items`` whose DICOM file carries a note.
+    noted: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
