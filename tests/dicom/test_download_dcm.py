@@ -33,6 +33,7 @@ from hi_async.cli import main
 from hi_async.codecs import crc32
 from hi_async.dicom import InstanceFailed, write_dataset_file
 from hi_async.dicom.readback import frame_pixels
+from tests.faults.test_workers import _KillAWorkerAfter
 
 from .compare import compare
 from .conftest import RoundTrip, stack_settings
@@ -295,6 +296,31 @@ def _settled(local_stack: Any) -> int:
         if again == count:
             return count
         count = again
+
+
+async def test_a_worker_killed_mid_export_is_replaced_and_its_instances_run_again_whole(
+        endpoint_url: str, round_trip: RoundTrip, store: tuple[str, list[str]],
+        local_stack: Any, tmp_path: Path) -> None:
+    assert round_trip.ct_image_set is not None
+    image_sets = [round_trip.ct_image_set[1], _image_set_of(round_trip, "rtdose.dcm")]
+    progress = _KillAWorkerAfter(1)
+    settings = stack_settings(endpoint_url).replace(workers=2, output_format="dcm")
+    local_stack.set_faults(latency_ms=100)
+    try:
+        async with Downloader(settings) as dl:
+            summary = await dl.download(store[0], image_set_ids=image_sets, out_dir=tmp_path,
+                                        progress=progress)
+            restarts = dl._workers.restarts if dl._workers is not None else 0
+    finally:
+        local_stack.set_faults(latency_ms=0)
+    assert progress.killed and restarts == 1
+    assert summary.dicom is not None and (summary.dicom.written, summary.dicom.failed) == (13, 0)
+    index = _index(tmp_path)
+    assert len(index) == 27 and len({e["imageFrameId"] for e in index}) == 27
+    expected = _all_paths(round_trip, image_sets)
+    assert _files(tmp_path) == expected
+    for rel in expected:
+        assert (tmp_path / rel).read_bytes() == (round_trip.out["stored"] / rel).read_bytes()
 
 
 async def test_instances_yields_datasets_equal_to_the_files(
