@@ -124,6 +124,11 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
                           cpu_seconds=m.cpu_seconds, wall_seconds=m.seconds),
         "error": _failed(m),
     }
+    if summary.get("dicom"):
+        dicom = summary["dicom"]
+        result["dicom"] = dicom
+        result["instancesPerSecond"] = (round(dicom["instances"] / m.seconds, 1)
+                                        if m.seconds else None)
     if not keep and fmt != "none":
         shutil.rmtree(out, ignore_errors=True)
     return result
