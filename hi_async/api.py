@@ -199,7 +199,8 @@ class Downloader:
 
         ``want="pixels"``: each Frame carries the decoded numpy array (no files written
         unless ``out_dir`` is given). ``want="path"``: each carries the path of the file
-        written under ``out_dir`` (or ``settings.out_dir``) in the settings' format.
+        written under ``out_dir`` (or ``settings.out_dir``) in the settings' format (for
+        ``dcm``, its instance's file, once the instance is written).
         A frame that fails raises FrameFailed after the others in flight were handled;
         breaking out of the loop stops the download.
         """
@@ -208,6 +209,11 @@ class Downloader:
         target = Path(out_dir) if out_dir is not None else self.settings.out_dir
         if want == "path" and (target is None or self.settings.output_format == "none"):
             raise UsageError("want='path' needs an out_dir and an output format other than none")
+        if want == "pixels" and target is not None and self.settings.output_format == "dcm":
+            raise UsageError("frames(want='pixels') cannot write DICOM files: they are written "
+                             "per instance, and their frames carry no pixels",
+                             hint="use Downloader.instances(...) for datasets with their pixel "
+                             "data, or want='path' for the frames' DICOM files")
         source = self.image_sets(datastore_id, image_set_ids=image_set_ids,
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
         if target is not None:

@@ -33,6 +33,8 @@ from hi_async.cli import main
 from hi_async.codecs import crc32
 from hi_async.dicom import InstanceFailed, write_dataset_file
 from hi_async.dicom.readback import frame_pixels
+from hi_async.errors import UsageError
+from hi_async.settings import Settings
 from tests.faults.test_workers import _KillAWorkerAfter
 
 from .compare import compare
@@ -361,3 +363,18 @@ def test_dcm_syntax_without_dcm_files_is_a_usage_error(
     assert code == 2
     assert "--dcm-syntax applies to DICOM files only" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_frames_with_pixels_refuses_dicom_output_and_points_to_instances(
+        endpoint_url: str, store: tuple[str, list[str]], tmp_path: Path) -> None:
+    settings = stack_settings(endpoint_url).replace(output_format="dcm")
+    async with Downloader(settings) as dl:
+        with pytest.raises(UsageError, match="cannot write DICOM files") as caught:
+            async for _ in dl.frames(store[0], image_set_ids=store[1], out_dir=tmp_path):
+                raise AssertionError("nothing is downloaded")
+    assert caught.value.hint is not None and "instances(" in caught.value.hint
+
+
+def test_an_unknown_dicom_syntax_is_refused() -> None:
+    with pytest.raises(UsageError, match="unknown DICOM syntax 'jpeg'"):
+        Settings(dcm_syntax="jpeg")  # type: ignore[arg-type]
