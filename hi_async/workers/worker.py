@@ -160,7 +160,7 @@ class Worker:
                 else:  # nothing until the instance's last frame is in; then all of them
                     done = await assembler.frame(ref, index)
                     if not assembler.open_instances:
-                        del self._assemblers[shard_id]
+                        self._assemblers.pop(shard_id, None)
             except HiAsyncError as exc:
                 self._assemblers.pop(shard_id, None)
                 if shard_id not in self._failed:
