@@ -9,6 +9,8 @@
     async with hi_async.Downloader(settings) as dl:
         async for volume in dl.volumes(datastore_id, image_set_ids=[...]):
             ...  # volume.array, volume.affine, volume.spacing; volume.to_nifti(path)
+        async for ds in dl.instances(datastore_id, image_set_ids=[...], syntax="native"):
+            ...  # a pydicom Dataset, pixel data included, as soon as its frames verified
 
 A ``Downloader`` holds one HealthImaging client (its connection pool sized to the
 fetchers), one decode pool, one retry state and, once a download needs them, its worker
@@ -42,7 +44,10 @@ from .stages.context import FrameWork, ProgressListener, RunContext
 from .workers.pool import WorkerPool
 
 if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
     from .decodepool import DecodePool
+    from .settings import DicomSyntax
     from .volumes.volume import Volume
 
 Want = Literal["pixels", "path"]
@@ -121,9 +126,10 @@ class Downloader:
                       import_job_id=import_job_id, all_image_sets=all_image_sets, label=label)
 
     def _context(self, out_dir: Path | None, *, pool: DecodePool | None,
-                 want_pixels: bool = False, **kw: Any) -> RunContext:
+                 want_pixels: bool = False, fmt: str | None = None, **kw: Any) -> RunContext:
         hi = self._open()
-        fmt = self.settings.output_format if out_dir is not None else "none"
+        if fmt is None:
+            fmt = self.settings.output_format if out_dir is not None else "none"
 
         async def get_frame(ref: FrameRef) -> tuple[bytes, str | None]:
             return await hi.get_frame(ref.datastore_id, ref.image_set_id, ref.image_frame_id)
@@ -208,7 +214,8 @@ class Downloader:
 
         ``want="pixels"``: each Frame carries the decoded numpy array (no files written
         unless ``out_dir`` is given). ``want="path"``: each carries the path of the file
-        written under ``out_dir`` (or ``settings.out_dir``) in the settings' format.
+        written under ``out_dir`` (or ``settings.out_dir``) in the settings' format (for
+        ``dcm``, its instance's file, once the instance is written).
         A frame that fails raises FrameFailed after the others in flight were handled;
         breaking out of the loop stops the download.
         """
@@ -217,6 +224,11 @@ class Downloader:
         target = Path(out_dir) if out_dir is not None else self.settings.out_dir
         if want == "path" and (target is None or self.settings.output_format == "none"):
             raise UsageError("want='path' needs an out_dir and an output format other than none")
+        if want == "pixels" and target is not None and self.settings.output_format == "dcm":
+            raise UsageError("frames(want='pixels') cannot write DICOM files: they are written "
+                             "per instance, and their frames carry no pixels",
+                             hint="use Downloader.instances(...) for datasets with their pixel "
+                             "data, or want='path' for the frames' DICOM files")
         source = self.image_sets(datastore_id, image_set_ids=image_set_ids,
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
         if target is not None:
@@ -284,6 +296,10 @@ class Downloader:
         from .volumes.volume import Volume
 
         target = Path(out_dir) if out_dir is not None else self.settings.out_dir
+        if target is not None and self.settings.output_format == "dcm":
+            raise UsageError("Downloader.volumes() writes frames, not DICOM files",
+                             hint="set output_format to jph, npy, raw or none, or use "
+                             "Downloader.instances() for DICOM files")
         source = self.image_sets(datastore_id, image_set_ids=image_set_ids,
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
         if target is not None:
@@ -326,6 +342,76 @@ class Downloader:
                 finally:
                     if scratch is not None:
                         shutil.rmtree(scratch, ignore_errors=True)
+
+        self._tg.start_soon(produce)
+        async with receive:
+            async for item in receive:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+
+    async def instances(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
+                        import_job_id: str | None = None, all_image_sets: bool = False,
+                        syntax: DicomSyntax | None = None, out_dir: str | Path | None = None,
+                        ) -> AsyncIterator[Dataset]:
+        """Yield each instance of the selected image sets as a pydicom Dataset, pixel data
+        included, as soon as every one of its frames verified (in completion order).
+
+        ``syntax``: ``"stored"`` (the frames encapsulated as stored) or ``"native"``
+        (decoded, Explicit VR Little Endian); default ``settings.dcm_syntax``. With
+        ``out_dir``, each is also written as ``out_dir/<imageSetId>/<SeriesInstanceUID>/
+        <SOPInstanceUID>.dcm`` and journaled (no instance is skipped as already written:
+        every one is yielded). The work runs in this process, where the datasets are. An
+        instance that cannot be written raises InstanceFailed after the others in flight
+        were handled; breaking out of the loop stops the download.
+        """
+        from .dicom.assembly import by_instance, why_not_written
+        from .dicom.errors import InstanceFailed
+        from .stages.instances import DicomOptions
+
+        options_syntax = syntax if syntax is not None else self.settings.dcm_syntax
+        target = Path(out_dir) if out_dir is not None else None
+        source = self.image_sets(datastore_id, image_set_ids=image_set_ids,
+                                 import_job_id=import_job_id, all_image_sets=all_image_sets)
+        if target is not None:
+            target = prepare_out_dir(target)
+        send, receive = anyio.create_memory_object_stream[Any](2)
+        failures: list[FrameResult] = []
+
+        async def forward(dataset: Dataset) -> None:
+            try:
+                await send.send(dataset)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                raise _Stop from None
+
+        async def collect(result: FrameResult) -> None:
+            if result.status is FrameStatus.FAILED:
+                failures.append(result)
+
+        # want_pixels: the caller wants every instance, none skipped as already on disk.
+        ctx = self._context(target, pool=self._decode_pool(), want_pixels=True, fmt="dcm",
+                            on_result=collect,
+                            dicom=DicomOptions(options_syntax, on_instance=forward))
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    with FolderLock(target) if target is not None else contextlib.nullcontext():
+                        await run_pipeline(ctx, source)
+                    if failures:
+                        lost = by_instance(failures)
+                        (image_set, series, sop), results = next(iter(lost.items()))
+                        culprit, reason = why_not_written(results)
+                        await send.send(InstanceFailed(
+                            image_set, series, sop,
+                            culprit.ref.image_frame_id if culprit is not None else None,
+                            f"{reason} ({len(lost)} instances failed)"))
+                except (_Stop, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+                except Exception as exc:
+                    with contextlib.suppress(anyio.BrokenResourceError,
+                                             anyio.ClosedResourceError):
+                        await send.send(exc)
 
         self._tg.start_soon(produce)
         async with receive:

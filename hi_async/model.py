@@ -86,6 +86,11 @@ class FrameRef:
     def expected_content_type(self) -> str:
         return CONTENT_TYPES.get(self.stored_transfer_syntax_uid, "application/octet-stream")
 
+    @property
+    def instance_key(self) -> tuple[str, str, str]:
+        """(image set ID, SeriesInstanceUID, SOPInstanceUID): the instance it belongs to."""
+        return (self.image_set_id, self.series_instance_uid, self.sop_instance_uid)
+
 
 @dataclass(frozen=True, slots=True)
 class EncodedFrame:
@@ -136,6 +141,9 @@ class FrameResult:
     #: Size and CRC32 of the file written (what a resume checks the file against).
     file_bytes: int | None = None
     file_crc32: int | None = None
+    #: dcm output: the instance file this frame went into notes what the service could
+    #: not give back (hi_async.dicom.losses).
+    noted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +180,35 @@ class Counts:
         self.bytes += result.encoded_bytes
 
 
+@dataclass(slots=True)
+class InstanceCounts:
+    """DICOM instances of a ``dcm`` run, counted from their frames' results (each instance
+    has exactly one frame 1, and all its frames share its fate)."""
+
+    instances: int = 0
+    #: Files on disk, those a previous run wrote (``resumed``) included.
+    written: int = 0
+    failed: int = 0
+    #: Files written by this run that note elements the service could not give back.
+    noted: int = 0
+    resumed: int = 0
+
+    def add(self, result: FrameResult) -> None:
+        if result.ref.frame_number != 1:
+            return
+        self.instances += 1
+        if result.status is FrameStatus.FAILED:
+            self.failed += 1
+            return
+        self.written += 1
+        self.resumed += int(result.resumed)
+        self.noted += int(result.noted)
+
+    def to_json(self) -> dict[str, int]:
+        return {"instances": self.instances, "written": self.written, "failed": self.failed,
+                "noted": self.noted, "resumed": self.resumed}
+
+
 @dataclass(frozen=True, slots=True)
 class Summary:
     """The outcome of a run, as written to summary.json."""
@@ -197,6 +234,8 @@ class Summary:
     #: ``--volume``/``--preview``: one entry per volume and per note on a series (what
     #: became of it, its files, shape and warnings); None when the run made no volumes.
     volumes: list[dict[str, Any]] | None = None
+    #: Instances of a ``dcm`` run (None for the other formats).
+    dicom: InstanceCounts | None = None
 
     @property
     def frames_per_second(self) -> float:
@@ -220,6 +259,9 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "framesPerSecond": round(self.frames_per_second, 1),
         }
+        if self.dicom is not None:
+            per_second = self.dicom.instances / self.seconds if self.seconds > 0 else 0.0
+            doc["dicom"] = {**self.dicom.to_json(), "instancesPerSecond": round(per_second, 1)}
         if self.workers:
             doc["workers"] = dict(sorted(self.workers.items()))
         if self.warnings:

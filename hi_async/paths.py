@@ -16,11 +16,20 @@ _ID = re.compile(r"[0-9a-z]{32}")
 _JOB_ID = re.compile(r"[0-9a-z]{1,32}")
 
 EXTENSIONS = {"jph": ".jph", "npy": ".npy", "raw": ".raw"}
+#: A DICOM UID as a file name: digits and dots, starting with a digit, so neither a
+#: separator nor ``.``/``..``. 128 at most: longer UIDs than DICOM's 64 are imported with a
+#: warning, and still make names every file system takes.
+_UID_NAME = re.compile(r"[0-9][0-9.]{0,127}")
 
 
 def is_service_id(value: object) -> bool:
     """Is ``value`` a HealthImaging ID (32 characters of ``[0-9a-z]``)?"""
     return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def is_uid_name(value: object) -> bool:
+    """Can ``value`` (a UID from the service) safely be a path component?"""
+    return isinstance(value, str) and _UID_NAME.fullmatch(value) is not None
 
 
 def check_id(value: object, what: str) -> str:

@@ -4,7 +4,9 @@
                                            -> [dispatch -> worker processes] ->
 
 Frames are fetched, verified and written in this process (lanes) or, with a worker pool,
-in worker processes that each run lanes of their own. Every hand-off is bounded, so a
+in worker processes that each run lanes of their own. DICOM files (format ``dcm``) are
+written per instance, so whole instances flow after the metadata instead of loose frames
+(:func:`_start_instances`). Every hand-off is bounded, so a
 slow stage slows the ones before it and memory does not grow with the study. The first
 fatal error (bad credentials, a full disk, ...) cancels every task; errors that concern
 one frame become a ``failed`` result instead. Results are journaled by group commit
@@ -19,13 +21,13 @@ from collections.abc import AsyncIterable
 from typing import Any
 
 import anyio
-from anyio.abc import ObjectSendStream
+from anyio.abc import ObjectSendStream, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .durability import Committer
 from .errors import first_error
 from .journal import Journal
-from .model import FrameRef, FrameResult, ImageSetRef, Summary
+from .model import FrameRef, FrameResult, ImageSetRef, InstanceCounts, Summary
 from .resume import ResumeReport, read_verified, remove_leftover_tmp
 from .stages import frames, metadata, sink
 from .stages.context import RunContext
@@ -71,6 +73,8 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
     res_tx, res_rx = anyio.create_memory_object_stream[list[FrameResult]](
         s.decoders * 2 if work.want_pixels else s.queue_size)
     queues = {"frames": frames_rx, "results": res_rx}
+    if work.fmt == "dcm":
+        ctx.tally.dicom = InstanceCounts()
     try:
         async with anyio.create_task_group() as tg:
             # Decode processes start while the metadata is fetched, not on the first frame
@@ -78,14 +82,17 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
             if work.pool is not None:
                 tg.start_soon(work.pool.warm_up)
             tg.start_soon(_feed, source, sets_tx)
-            for _ in range(s.metadata_fetchers):
-                tg.start_soon(metadata.run, sets_rx.clone(), frames_tx.clone(), res_tx.clone(),
-                              ctx)
-            if pool is not None:
-                tg.start_soon(lambda: dispatch.run(frames_rx.clone(), res_tx.clone(), ctx, pool,
-                                                   shard_frames=pool.lanes))
+            if work.fmt == "dcm":
+                queues["frames"] = _start_instances(tg, ctx, sets_rx, res_tx, pool)
             else:
-                tg.start_soon(_in_process, frames_rx.clone(), res_tx.clone(), ctx)
+                for _ in range(s.metadata_fetchers):
+                    tg.start_soon(metadata.run, sets_rx.clone(), frames_tx.clone(),
+                                  res_tx.clone(), ctx)
+                if pool is not None:
+                    tg.start_soon(lambda: dispatch.run(frames_rx.clone(), res_tx.clone(), ctx,
+                                                       pool, shard_frames=pool.lanes))
+                else:
+                    tg.start_soon(_in_process, frames_rx.clone(), res_tx.clone(), ctx)
             tg.start_soon(lambda: sink.run(res_rx, ctx, queues=queues))
             if ctx.committer is not None:
                 tg.start_soon(ctx.committer.run)
@@ -112,6 +119,7 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
         workers=dict(tally.by_worker), warnings=tuple(report.warnings()),
         stages={"busySeconds": dict(ctx.stats.busy), "queueFill": ctx.stats.queue_fill()},
         volumes=ctx.volumes.records() if ctx.volumes is not None else None,
+        dicom=tally.dicom,
     )
 
 
@@ -130,3 +138,35 @@ async def _in_process(frames_rx: MemoryObjectReceiveStream[FrameRef],
 
     async with frames_rx, res_tx:
         await frames.run(ctx.work, next_frame, emit, lanes=ctx.settings.fetchers)
+
+
+def _start_instances(tg: TaskGroup, ctx: RunContext,
+                     sets_rx: MemoryObjectReceiveStream[ImageSetRef],
+                     res_tx: MemoryObjectSendStream[list[FrameResult]],
+                     pool: WorkerPool | None) -> MemoryObjectReceiveStream[Any]:
+    """The stages of a ``dcm`` run (metadata → instances → frame lanes that write whole
+    instances), started in ``tg``; returns the instances queue, sampled as the frames
+    queue is in other runs (its instances are frames waiting for the frame stage).
+
+    Imported here: pydicom is loaded only by runs that write DICOM files.
+    """
+    from .dicom.assembly import InstanceJob
+    from .stages import instances
+    from .workers import instance_dispatch
+
+    if ctx.dicom is None:
+        ctx.dicom = instances.DicomOptions(ctx.settings.dcm_syntax)
+    options = ctx.dicom
+    jobs_tx, jobs_rx = anyio.create_memory_object_stream[InstanceJob](
+        ctx.settings.queue_size)
+    with jobs_tx, jobs_rx:
+        for _ in range(ctx.settings.metadata_fetchers):
+            tg.start_soon(instances.run, sets_rx.clone(), jobs_tx.clone(), res_tx.clone(), ctx)
+        if pool is not None:
+            tg.start_soon(lambda: instance_dispatch.run(
+                jobs_rx.clone(), res_tx.clone(), ctx, pool, shard_frames=pool.lanes,
+                syntax=options.syntax))
+        else:
+            tg.start_soon(instances.run_in_process, jobs_rx.clone(), res_tx.clone(), ctx,
+                          options)
+    return jobs_rx

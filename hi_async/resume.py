@@ -2,7 +2,9 @@
 
 A frame is skipped only when its latest line says ``verified``, the line is a
 well-formed entry, its path is the file the frame's IDs name inside the output folder
-(in the format this run writes), and the file found there is the one that was written:
+(in the format this run writes; for ``dcm``, its instance's file
+``<imageSetId>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``), and the file found there is
+the one that was written:
 its size and CRC32 equal those the journal recorded at write time. Anything else is
 fetched again: a file bit-flipped, replaced or cut short since, a line from another tool,
 an entry whose path points anywhere else. ``verify_existing`` also decodes each file and
@@ -23,7 +25,7 @@ from typing import Any, NamedTuple
 
 from .errors import OutputError
 from .journal import INDEX
-from .paths import EXTENSIONS, is_service_id
+from .paths import EXTENSIONS, is_service_id, is_uid_name
 
 #: How far back a torn last line is looked for at a time.
 _TAIL_BLOCK = 1 << 16
@@ -61,11 +63,13 @@ class ResumeReport:
 
 
 def remove_leftover_tmp(out_dir: Path) -> int:
-    """Delete ``*.tmp`` files a crashed run left in the output folder (frames, and the
-    volumes' assembly and output files); returns how many."""
+    """Delete ``*.tmp`` files a crashed run left in the output folder; returns how many.
+
+    Frame files sit one level down (``<imageSetId>/``); DICOM files, volumes and
+    previews two (``<imageSetId>/<SeriesInstanceUID>/``, ``<imageSetId>/volumes/``,
+    ``<imageSetId>/previews/``)."""
     removed = 0
-    for tmp in [*out_dir.glob("*/*.tmp"), *out_dir.glob("*.tmp"),
-                *out_dir.glob("*/volumes/*.tmp"), *out_dir.glob("*/previews/*.tmp")]:
+    for tmp in [*out_dir.glob("*/*/*.tmp"), *out_dir.glob("*/*.tmp"), *out_dir.glob("*.tmp")]:
         try:
             tmp.unlink()
             removed += 1
@@ -125,9 +129,19 @@ def _expected_path(entry: dict[str, Any], fmt: str | None) -> str | _Elsewhere |
         return None  # a run that writes no files needs only the verification
     if path is None:
         return None if fmt is None else _ELSEWHERE
+    if fmt == "dcm" or (fmt is None and path.endswith(".dcm")):
+        return path if path == _instance_file(entry) else _ELSEWHERE
     base = f"{entry['imageSetId']}/{entry['imageFrameId']}"
     wanted = [base + EXTENSIONS[fmt]] if fmt else [base + ext for ext in EXTENSIONS.values()]
     return path if path in wanted else _ELSEWHERE
+
+
+def _instance_file(entry: dict[str, Any]) -> str | None:
+    """The DICOM file of the entry's instance (``--format dcm``), if its UIDs can name one."""
+    series, sop = entry.get("seriesInstanceUid"), entry.get("sopInstanceUid")
+    if not (is_uid_name(series) and is_uid_name(sop)):
+        return None
+    return f"{entry['imageSetId']}/{series}/{sop}.dcm"
 
 
 def read_verified(out_dir: Path, fmt: str | None = None, *, verify_existing: bool = False,
@@ -156,6 +170,16 @@ def read_verified(out_dir: Path, fmt: str | None = None, *, verify_existing: boo
             key = (entry["imageSetId"], entry["imageFrameId"])
             latest[key] = entry if entry["status"] == "verified" else None
     out: dict[tuple[str, str], Resumable] = {}
+    # A DICOM file holds all its instance's frames, journaled one after the other: the
+    # file is checked once for them all (the last answer is kept, nothing more).
+    last: list[Any] = [None, False]
+
+    def is_as_written(resumable: Resumable) -> bool:
+        file = (resumable.path, resumable.file_bytes, resumable.file_crc32)
+        if last[0] != file:
+            last[:] = [file, _file_is_as_written(out_dir, resumable)]
+        return bool(last[1])
+
     for key, entry in latest.items():
         if entry is None:
             continue
@@ -165,7 +189,7 @@ def read_verified(out_dir: Path, fmt: str | None = None, *, verify_existing: boo
         resumable = Resumable(path, entry["actualCrc32"], entry["contentType"],
                               entry.get("fileBytes"), entry.get("fileCrc32"))
         if path is not None and not (
-                _file_is_as_written(out_dir, resumable)
+                is_as_written(resumable)
                 and (not verify_existing or _decodes_to_checksum(out_dir, entry))):
             report.files_failed += 1
             continue
@@ -191,13 +215,20 @@ def _file_is_as_written(out_dir: Path, entry: Resumable) -> bool:
 
 def _decodes_to_checksum(out_dir: Path, entry: dict[str, Any]) -> bool:
     """The file's pixels have the checksum the metadata gives for the frame."""
+    from .codecs import crc32
     from .verify import pixels_of_file
 
     expected = entry.get("expectedCrc32")
     if not isinstance(expected, int):
         return False
+    path = os.path.join(out_dir, entry["path"])
     try:
-        crc = pixels_of_file(os.path.join(out_dir, entry["path"]), entry)
+        if path.endswith(".dcm"):  # the frame, in its instance's DICOM file (--format dcm)
+            from .dicom.readback import frame_pixels
+
+            crc = crc32(frame_pixels(path, entry))
+        else:
+            crc = pixels_of_file(path, entry)
     except Exception:  # a file that cannot be read back is fetched again
         return False
     return crc == expected

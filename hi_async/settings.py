@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-OutputFormat = Literal["jph", "npy", "raw", "none"]
+OutputFormat = Literal["jph", "npy", "raw", "dcm", "none"]
+#: How ``dcm`` output holds the pixels: the frames as stored, or decoded.
+DicomSyntax = Literal["stored", "native"]
 PoolKind = Literal["process", "thread"]
 FrameClientKind = Literal["lean", "sdk"]
 #: ``--volume``: each series also assembled into a NIfTI or NumPy volume.
@@ -107,6 +109,9 @@ class Settings:
     # Output.
     out_dir: Path | None = None
     output_format: OutputFormat = "jph"
+    #: With ``output_format="dcm"``: the frames encapsulated as stored, or decoded
+    #: (Explicit VR Little Endian) for readers of no compressed syntax.
+    dcm_syntax: DicomSyntax = "stored"
     resume: bool = True
     #: On resume, decode every file already there and check its pixels' CRC32 too (not
     #: only the file's own size and checksum).
@@ -150,13 +155,22 @@ class Settings:
             raise UsageError(f"decoders must be at least 1, got {self.decoders}")
         if self.queue_size < 1:
             raise UsageError(f"queue_size must be at least 1, got {self.queue_size}")
-        if self.output_format not in ("jph", "npy", "raw", "none"):
+        if self.output_format not in ("jph", "npy", "raw", "dcm", "none"):
             raise UsageError(
                 f"unknown output format {self.output_format!r}",
-                hint="choose one of jph, npy, raw, none",
+                hint="choose one of jph, npy, raw, dcm, none",
             )
         if self.volume not in (None, "nifti", "npy"):
             raise UsageError(f"unknown volume format {self.volume!r}", hint="choose nifti or npy")
+        if self.dcm_syntax not in ("stored", "native"):
+            raise UsageError(f"unknown DICOM syntax {self.dcm_syntax!r}",
+                             hint="choose stored (the frames as stored) or native (decoded)")
+        if self.output_format == "dcm" and self.assembles_volumes:
+            raise UsageError(
+                "volumes and previews are assembled from frames, not from DICOM files: "
+                "--volume/--preview cannot be combined with --format dcm",
+                hint="download the volumes (--format none --volume ...) and the DICOM files "
+                "(--format dcm) into two output folders")
         if self.pool not in ("process", "thread"):
             raise UsageError(f"unknown pool kind {self.pool!r}", hint="choose process or thread")
         if self.frame_client not in ("lean", "sdk"):

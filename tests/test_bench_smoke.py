@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-CLIENT_RUNS = ("jph-0ms", "fmt-none", "fmt-jph", "fmt-npy", "fmt-raw", "fmt-raw-1w",
+CLIENT_RUNS = ("jph-0ms", "fmt-none", "fmt-jph", "fmt-npy", "fmt-raw", "fmt-dcm", "fmt-raw-1w",
                "fmt-none-1w", "sequential", "headline-none", "headline-none-sdk", "mr-1x",
                "mr-10x")
 
@@ -50,7 +50,7 @@ def test_every_mode_verifies_every_frame_of_the_same_study(quick: tuple[dict, st
         assert run["error"] is None, (name, run["error"])
         assert run["frames"] > 0 and run["verified"] == run["frames"], name
     assert runs["headline-none"]["frames"] == everything
-    for fmt in ("none", "jph", "npy", "raw"):
+    for fmt in ("none", "jph", "npy", "raw", "dcm"):
         assert runs[f"fmt-{fmt}"]["frames"] == everything, fmt
     assert len(runs["fmt-raw"]["workers"]) >= 1 and not runs["fmt-raw-1w"]["workers"]
     assert runs["sequential"]["frames"] == everything  # --quick: the whole tiny study
@@ -60,6 +60,23 @@ def test_every_mode_verifies_every_frame_of_the_same_study(quick: tuple[dict, st
     for name, group in groups.items():
         assert group["verified"] == group["frames"] > 0, name
     assert doc["derived"]["allFramesVerified"] is True
+
+
+def test_dicom_export_is_measured_against_jph_on_the_same_frames(
+        quick: tuple[dict, str]) -> None:
+    doc, stdout = quick
+    dcm = doc["runs"]["fmt-dcm"]
+    study = doc["study"]
+    # One instance per frame in the bench's series (single-frame CT and MR slices).
+    instances = study["ct"]["frames"] + study["mr"]["frames"]
+    assert dcm["dicom"]["instances"] == dcm["dicom"]["written"] == instances
+    assert dcm["dicom"]["failed"] == 0
+    assert dcm["instancesPerSecond"] > 0 and dcm["framesPerSecond"] > 0
+    derived = doc["derived"]
+    assert derived["dcmVsJph"] == round(dcm["framesPerSecond"]
+                                        / doc["runs"]["fmt-jph"]["framesPerSecond"], 3)
+    assert derived["dcmInstancesPerSecond"] == dcm["instancesPerSecond"]
+    assert "DICOM export (--format dcm" in stdout and "instances/s" in stdout
 
 
 def test_each_client_run_is_measured_with_the_emulator_beside_it(quick: tuple[dict, str]) -> None:

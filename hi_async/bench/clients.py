@@ -83,7 +83,8 @@ def _failed(m: Measured) -> str | None:
 def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str, *,
              label: str, workers: int | None = None, fetchers: int | None = None,
              decoders: int | None = None, pool: str | None = None, uvloop: bool = True,
-             frame_client: str | None = None, keep: bool = False) -> dict[str, Any]:
+             frame_client: str | None = None, keep: bool = False,
+             dcm_syntax: str | None = None) -> dict[str, Any]:
     """``python -m hi_async download`` over ``image_sets``; the measured result."""
     out = target.workdir / label
     shutil.rmtree(out, ignore_errors=True)
@@ -93,7 +94,7 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
     for image_set in image_sets:
         cmd += ["--image-set-id", image_set]
     for flag, value in (("--workers", workers), ("--fetchers", fetchers),
-                        ("--decoders", decoders), ("--pool", pool)):
+                        ("--decoders", decoders), ("--pool", pool), ("--dcm-syntax", dcm_syntax)):
         if value is not None:
             cmd += [flag, str(value)]
     first = FirstConnection(target.port)
@@ -110,7 +111,7 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
         "mode": "hi_async", "label": label, "format": fmt,
         "config": {"latencyMs": target.latency_ms, "workers": workers, "fetchers": fetchers,
                    "decoders": decoders, "pool": pool, "uvloop": uvloop,
-                   "frameClient": frame_client or "default"},
+                   "frameClient": frame_client or "default", "dcmSyntax": dcm_syntax},
         "frames": frames, "verified": verified, "retries": summary.get("retries"),
         **_common(m, frames, int(summary.get("bytes", 0))),
         "framesPerSecond": round(frames / m.seconds, 1) if m.seconds else None,
@@ -124,6 +125,11 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
                           cpu_seconds=m.cpu_seconds, wall_seconds=m.seconds),
         "error": _failed(m),
     }
+    if summary.get("dicom"):
+        dicom = summary["dicom"]
+        result["dicom"] = dicom
+        result["instancesPerSecond"] = (round(dicom["instances"] / m.seconds, 1)
+                                        if m.seconds else None)
     if not keep and fmt != "none":
         shutil.rmtree(out, ignore_errors=True)
     return result

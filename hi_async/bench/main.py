@@ -4,8 +4,9 @@ One local stack (server in its own process) holds one imported study: a CT serie
 (512x512, 16-bit) and ten MR series (256x256). The run measures, on those frames:
 
 - at ``--peer-latency-ms`` (5 ms): hi_async writing each output format (``none``, ``jph``,
-  ``npy``, ``raw``) with its worker processes, ``raw`` and ``none`` with one worker (all in
-  one process), and AWS's C++ sample (``--peer-cpp``) writing ``raw`` and ``jph`` files;
+  ``npy``, ``raw``, and ``dcm``: a DICOM file per instance, frames as stored) with its
+  worker processes, ``raw`` and ``none`` with one worker (all in one process), and AWS's
+  C++ sample (``--peer-cpp``) writing ``raw`` and ``jph`` files;
 - at ``--latency-ms`` (50 ms): the sequential client (AWS's Python example's algorithm)
   on a sample, hi_async on everything, and hi_async on one MR series and on all ten (the
   10x pair for marginal CPU and memory);
@@ -112,7 +113,7 @@ def run(opts: Options) -> dict[str, Any]:
 
         set_latency(opts.peer_latency_ms)
         at = f"at {opts.peer_latency_ms:g} ms"
-        for fmt in ("none", "jph", "npy", "raw"):
+        for fmt in ("none", "jph", "npy", "raw", "dcm"):
             _log(f"hi_async --format {fmt} {at}, {workers} workers: {headline_frames} frames")
             runs[f"fmt-{fmt}"] = clients.hi_async(target, st.datastore_id, everything, fmt,
                                                   label=f"fmt-{fmt}", workers=workers)

@@ -83,6 +83,8 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float) -> dict[st
     d["rawVsPeer"] = _ratio(fps.get("fmt-raw"), fps.get("peer-raw"))
     d["jphVsPeer"] = _ratio(fps.get("fmt-jph"), fps.get("peer-jph"))
     d["rawVsNone"] = _ratio(fps.get("fmt-raw"), fps.get("fmt-none"))
+    d["dcmVsJph"] = _ratio(fps.get("fmt-dcm"), fps.get("fmt-jph"))
+    d["dcmInstancesPerSecond"] = _get(runs.get("fmt-dcm"), "instancesPerSecond")
     d["workersSpeedupRaw"] = _ratio(fps.get("fmt-raw"), fps.get("fmt-raw-1w"))
     d["workersSpeedupNone"] = _ratio(fps.get("fmt-none"), fps.get("fmt-none-1w"))
     d["speedupVsSequential"] = _ratio(_get(none, "framesPerSecond"), _get(seq, "framesPerSecond"))
@@ -189,6 +191,12 @@ def markdown(doc: dict[str, Any]) -> str:
               "the headline run: "
               f"{d['bottleneck']} ({d['bottleneckWhy']}); every frame verified in every mode: "
               f"{d['allFramesVerified']}"]
+    dcm = doc["runs"].get("fmt-dcm")
+    if dcm:
+        lines.append(f"- DICOM export (--format dcm, frames as stored, {d['peerLatencyMs']:g} ms): "
+                     f"{d['dcmInstancesPerSecond']} instances/s, {dcm.get('framesPerSecond')} "
+                     f"frames/s, {d['dcmVsJph']} x the frames/s of --format jph on the same "
+                     "frames")
     for note in doc.get("notes", []):
         lines.append(f"- {note}")
     return "\n".join(lines)

@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "download",
         help="download, decode and verify every frame of image sets",
         description="Download every frame of the chosen image sets, decode it, verify its "
-        "CRC32 against the image set metadata and write it under --out.",
+        "CRC32 against the image set metadata and write it under --out (with --format dcm: "
+        "every instance as a DICOM file, written once all its frames verified).",
     )
     p.add_argument("--datastore-id", required=True)
     which = p.add_mutually_exclusive_group(required=True)
@@ -23,7 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="every image set an import job produced")
     which.add_argument("--all", action="store_true", help="every image set of the data store")
     p.add_argument("--out", required=True, type=folder, help="output folder")
-    p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "none"])
+    p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "dcm", "none"],
+                   help="a file per frame (jph: as served; npy, raw: decoded), a DICOM file "
+                   "per instance (dcm: DIR/<imageSetId>/<SeriesInstanceUID>/"
+                   "<SOPInstanceUID>.dcm), or nothing (default jph)")
+    p.add_argument("--dcm-syntax", choices=["stored", "native"], default=None,
+                   help="with --format dcm: the frames as stored (default), or decoded into "
+                   "Explicit VR Little Endian for readers of no compressed syntax")
     add_volume_arguments(p)
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (default: the usable cores; 1: all in this process)")
@@ -49,16 +56,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _download(args: argparse.Namespace) -> int:
     from ..api import Downloader, run_sync
+    from ..errors import UsageError
     from ..image_sets import validate_selection
     from ..model import Summary
     from ..paths import prepare_out_dir
     from ..settings import Settings
     from .progress import Progress, format_summary, report_failures
 
+    if args.dcm_syntax is not None and args.format != "dcm":
+        raise UsageError("--dcm-syntax applies to DICOM files only",
+                         hint="add --format dcm, or leave --dcm-syntax out")
     settings = Settings.from_env(
         endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
         workers=args.workers, fetchers=args.fetchers, decoders=args.decoders, pool=args.pool,
-        output_format=args.format, resume=not args.no_resume,
+        output_format=args.format, dcm_syntax=args.dcm_syntax, resume=not args.no_resume,
         verify_existing=args.verify_existing, **network_settings(args),
         volume=args.volume, preview=args.preview,
     )

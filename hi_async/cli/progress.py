@@ -165,6 +165,11 @@ def format_summary(summary: Summary) -> str:
         f"{summary.bytes / 1e6:,.1f} MB in {summary.seconds:,.2f} s "
         f"({summary.frames_per_second:,.1f} frames/s), retries {summary.retries}",
     ]
+    if summary.dicom is not None:
+        d = summary.dicom
+        per_second = d.instances / summary.seconds if summary.seconds > 0 else 0.0
+        lines.append(f"DICOM instances {d.instances}: written {d.written}, failed {d.failed}, "
+                     f"resumed {d.resumed}, noted {d.noted} ({per_second:,.1f} instances/s)")
     for label, c in summary.by_label.items():
         lines.append(f"  {label}: {c.verified}/{c.frames} verified, {c.failed} failed")
     lines.extend(f"warning: {warning}" for warning in summary.warnings)
@@ -172,11 +177,26 @@ def format_summary(summary: Summary) -> str:
 
 
 def report_failures(summary: Summary, stream: IO[str] | None = None, limit: int = 50) -> None:
-    """Name every failed frame on stderr (up to ``limit``, then a count)."""
+    """Name every failed frame on stderr (up to ``limit``, then a count); for DICOM files,
+    every instance not written."""
     out = stream or sys.stderr
+    if summary.dicom is not None:
+        _report_failed_instances(summary, out, limit)
+        return
     for result in summary.failures[:limit]:
         print(f"failed: image set {result.ref.image_set_id} frame {result.ref.image_frame_id}: "
               f"{result.error}", file=out)
     if len(summary.failures) > limit:
         print(f"... and {len(summary.failures) - limit} more failed frames (see index.jsonl)",
+              file=out)
+
+
+def _report_failed_instances(summary: Summary, out: IO[str], limit: int) -> None:
+    from ..dicom.assembly import failed_instances
+
+    lines = failed_instances(summary.failures)
+    for line in lines[:limit]:
+        print(f"failed: {line}", file=out)
+    if len(lines) > limit:
+        print(f"... and {len(lines) - limit} more instances not written (see index.jsonl)",
               file=out)

@@ -26,7 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(repeatable; default ct-pelvis)")
     p.add_argument("--out", default="hi_async-out", type=folder,
                    help="output folder (default ./hi_async-out)")
-    p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "none"])
+    p.add_argument("--format", default="jph", choices=["jph", "npy", "raw", "dcm", "none"],
+                   help="a file per frame (jph, npy, raw), a DICOM file per instance (dcm), "
+                   "or nothing (default jph)")
+    p.add_argument("--dcm-syntax", choices=["stored", "native"], default=None,
+                   help="with --format dcm: the frames as stored (default) or decoded")
     add_network_options(p)
     add_volume_arguments(p)
     p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -114,6 +118,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.aws and args.endpoint_url:
         raise UsageError("--aws and --endpoint-url exclude each other")
+    if args.dcm_syntax is not None and args.format != "dcm":
+        raise UsageError("--dcm-syntax applies to DICOM files only",
+                         hint="add --format dcm, or leave --dcm-syntax out")
     names = args.study
     # A dry run asks too, so that it shows the plan of the run it stands for.
     if names is None and not args.yes and sys.stdin.isatty():
@@ -128,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(workers=args.workers, fetchers=args.fetchers,
                                  decoders=args.decoders, output_format=args.format,
                                  volume=args.volume, preview=args.preview,
+                                 dcm_syntax=args.dcm_syntax,
                                  **network_settings(args))
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     try:

@@ -35,12 +35,12 @@ from .instance import (
     instance_dataset,
 )
 from .pixels import SYNTAXES, InstanceFrame, Syntax, with_pixel_data
-from .writer import instance_path, write_instance
+from .writer import instance_path, write_dataset_file, write_instance
 
 __all__ = [
     "IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "SYNTAXES", "UID_ROOT",
     "BadAttribute", "ExportSummary", "ExportedInstance", "InstanceBuild", "InstanceFailed",
     "InstanceFrame", "InstanceNotFound", "Syntax", "UnsafeName", "UnsupportedPixelData",
     "build_instance", "export_image_set", "export_instance", "instance_dataset",
-    "instance_path", "with_pixel_data", "write_instance",
+    "instance_path", "with_pixel_data", "write_dataset_file", "write_instance",
 ]

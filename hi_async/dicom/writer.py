@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -26,14 +25,10 @@ from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_dataset, write_file_meta_info
 
 from ..errors import OutputError
-from ..paths import check_server_id
+from ..paths import check_server_id, is_uid_name
 from .errors import BadAttribute, UnsafeName
 from .pixels import InstanceFrame, Syntax, with_pixel_data
 
-_UID_NAME = re.compile(r"[0-9][0-9.]*")
-#: A DICOM UID has at most 64 characters; longer ones the service imports with a warning
-#: still make safe names, up to a length every file system takes.
-_NAME_MAX = 128
 SUFFIX = ".dcm"
 _PREAMBLE = bytes(128)
 TMP_SUFFIX = ".tmp"
@@ -41,7 +36,7 @@ TMP_SUFFIX = ".tmp"
 
 def check_uid_name(value: object, what: str) -> str:
     """``value`` if it can be a path component: ``[0-9.]``, starting with a digit."""
-    if not isinstance(value, str) or len(value) > _NAME_MAX or not _UID_NAME.fullmatch(value):
+    if not isinstance(value, str) or not is_uid_name(value):
         raise UnsafeName(f"{what} {value!r} is not a DICOM UID (digits and dots, starting "
                          "with a digit), so it cannot name a file",
                          hint="the instance was not written; the image set metadata holds a "
@@ -66,7 +61,13 @@ def write_instance(path: Path, dataset: Dataset, frames: Sequence[InstanceFrame]
     :class:`~hi_async.errors.OutputError` when the file system refuses (disk full, no
     permission) and :class:`BadAttribute` when a value cannot be encoded.
     """
-    full = with_pixel_data(dataset, frames, syntax)
+    return write_dataset_file(path, with_pixel_data(dataset, frames, syntax), fsync=fsync)
+
+
+def write_dataset_file(path: Path, full: Dataset, *, fsync: bool = False) -> Path:
+    """Write ``full`` (a dataset with its pixel data, from :func:`with_pixel_data`) as a
+    DICOM Part 10 file at ``path``, atomically; returns ``path``. Errors as
+    :func:`write_instance`'s."""
     path = Path(path)
     tmp = path.with_name(path.name + TMP_SUFFIX)
     try:
@@ -82,7 +83,7 @@ def write_instance(path: Path, dataset: Dataset, frames: Sequence[InstanceFrame]
             os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno is None:
             # pydicom reports a value it cannot encode as an OSError without errno.
-            raise BadAttribute(f"instance {dataset.get('SOPInstanceUID')} has a value that "
+            raise BadAttribute(f"instance {full.get('SOPInstanceUID')} has a value that "
                                f"cannot be written: {exc}") from None
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}",

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..aws.healthimaging import HealthImaging
 from ..durability import Committer
-from ..model import Counts, FrameRef, FrameResult, FrameStatus
+from ..model import Counts, FrameRef, FrameResult, FrameStatus, InstanceCounts
 from ..resume import Resumable
 from ..settings import Settings
 
 if TYPE_CHECKING:
     from ..decodepool import DecodePool
     from ..volumes.buffer import SliceTarget
+    from .instances import DicomOptions
     from .volumes import VolumeAssembly
 
 
@@ -81,9 +82,13 @@ class Tally:
     failures: list[FrameResult] = field(default_factory=list)
     #: Frames verified by each worker process, by its ID (none when run in-process).
     by_worker: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: Instances, when the run writes DICOM files.
+    dicom: InstanceCounts | None = None
 
     def add(self, result: FrameResult) -> None:
         self.counts.add(result)
+        if self.dicom is not None:
+            self.dicom.add(result)
         if result.ref.label is not None:
             self.by_label.setdefault(result.ref.label, Counts()).add(result)
         if result.status is FrameStatus.FAILED:
@@ -104,6 +109,9 @@ class RunContext:
     tally: Tally = field(default_factory=Tally)
     #: Series assembled into volumes as their frames arrive (``--volume``, ``--preview``).
     volumes: VolumeAssembly | None = None
+    #: How DICOM files are written, when the format is ``dcm`` (the pipeline fills it in
+    #: from the settings unless the caller did).
+    dicom: DicomOptions | None = None
 
     @property
     def settings(self) -> Settings:

@@ -63,8 +63,9 @@ async def _verify(work: FrameWork, item: EncodedFrame) -> Outcome:
         work.stats.busy["decode"] += time.perf_counter() - t0
 
 
-async def decode_and_verify(work: FrameWork, item: EncodedFrame) -> FrameResult:
-    """The frame's result after up to ``mismatch_refetches`` fetches again."""
+async def checked(work: FrameWork, item: EncodedFrame) -> tuple[EncodedFrame, Outcome]:
+    """The frame checked, fetched again while it mismatches (``mismatch_refetches``
+    times at most): the bytes checked last, and what checking them found."""
     outcome = await _verify(work, item)
     refetches = 0
     while outcome.check is Check.MISMATCH and refetches < work.settings.mismatch_refetches:
@@ -77,6 +78,12 @@ async def decode_and_verify(work: FrameWork, item: EncodedFrame) -> FrameResult:
                 raise
             break
         outcome = await _verify(work, item)
+    return item, outcome
+
+
+async def decode_and_verify(work: FrameWork, item: EncodedFrame) -> FrameResult:
+    """The frame's result after up to ``mismatch_refetches`` fetches again."""
+    item, outcome = await checked(work, item)
     if outcome.check is Check.DISK_FULL:
         raise OutputError(
             f"the disk is full: {outcome.error}",

@@ -8,9 +8,9 @@ much of the work and memory stays bounded; shards waiting for a worker are few
 workflow downloads several studies at once); each run gets its own results.
 
 A worker that dies (killed, out of memory, a decoder crash) is replaced, and the frames
-it held that had no result yet are run again, each alone; a frame whose worker dies
-twice with it is reported failed, so one poisonous frame cannot stop a download. Workers
-that keep dying stop the runs with advice.
+it held that had no result yet are run again, each alone (frames of DICOM files: each
+instance alone); a frame whose worker dies twice with it is reported failed, so one
+poisonous frame cannot stop a download. Workers that keep dying stop the runs with advice.
 """
 
 from __future__ import annotations
@@ -92,10 +92,12 @@ class _Shard:
     worker: _Worker | None = None
     #: Per frame, its volume slot (``--volume``), or None for the whole shard.
     targets: tuple[SliceTarget | None, ...] | None = None
+    #: ``protocol.Assign.dicom``: the frames are whole DICOM instances, kept together.
+    dicom: Any = None
 
-    def target(self, index: int) -> tuple[SliceTarget | None, ...] | None:
-        """Frame ``index``'s volume slot, as the targets of a shard of that frame alone."""
-        return None if self.targets is None else (self.targets[index],)
+    def targets_of(self, indices: Sequence[int]) -> tuple[SliceTarget | None, ...] | None:
+        """The volume slots of frames ``indices``, as the targets of a shard of them."""
+        return None if self.targets is None else tuple(self.targets[i] for i in indices)
 
 
 @dataclass(eq=False)
@@ -108,6 +110,20 @@ class _Worker:
     load: int = 0
     shards: set[int] = field(default_factory=set)
     lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+
+def _alone(shard: _Shard) -> list[tuple[int, ...]]:
+    """The frames a dead worker held without a result (their indices), each to be run
+    again on its own: one by one, or, for DICOM files, one instance at a time (an
+    instance's frames come back together, once it is written, so those without a result
+    are whole instances)."""
+    pending = sorted(shard.pending)
+    if shard.dicom is None:
+        return [(i,) for i in pending]
+    instances: dict[tuple[str, str, str], list[int]] = {}
+    for i in pending:
+        instances.setdefault(shard.frames[i].instance_key, []).append(i)
+    return [tuple(group) for group in instances.values()]
 
 
 class WorkerPool:
@@ -169,18 +185,20 @@ class WorkerPool:
         return run
 
     async def submit(self, run: RunHandle, frames: list[FrameRef], out_dir: Path | None,
-                     fmt: str, *, targets: Sequence[SliceTarget | None] | None = None
-                     ) -> None:
+                     fmt: str, *, targets: Sequence[SliceTarget | None] | None = None,
+                     dicom: Any = None) -> None:
         """Queue ``frames`` as one shard of ``run``; waits while enough work is queued.
 
-        ``targets``: per frame, its slot in a volume buffer file (``--volume``)."""
+        ``targets``: per frame, its slot in a volume buffer file (``--volume``).
+        ``dicom`` (a ``DicomShard``): the frames are whole instances, to be written as
+        DICOM files by the worker that gets them; they are never split up."""
         while len(self._queue) >= self.size and not run.failed.is_set():
             await self._wait_changed()
         if run.failed.is_set():
             return
         shard = _Shard(next(self._shard_ids), run, tuple(frames), out_dir, fmt,
                        pending=set(range(len(frames))),
-                       targets=tuple(targets) if targets is not None else None)
+                       targets=tuple(targets) if targets is not None else None, dicom=dicom)
         self._add_shard(shard)
 
     async def finish_run(self, run: RunHandle) -> None:
@@ -256,7 +274,7 @@ class WorkerPool:
                 shard.frames, shard.pending = frames, set(range(len(frames)))
             await self._send(worker, protocol.Assign(
                 shard.shard_id, str(shard.out_dir) if shard.out_dir is not None else None,
-                shard.fmt, frames, shard.targets))
+                shard.fmt, frames, targets=shard.targets, dicom=shard.dicom))
 
     def _room(self) -> _Worker | None:
         ready = [w for w in self._workers if w.alive and w.ready and w.load < self.max_load]
@@ -332,6 +350,7 @@ class WorkerPool:
         self.rate.report(worker.number, message.sending)
         by_run: dict[RunHandle, list[FrameResult]] = {}
         done: list[_Shard] = []
+        noted = set(message.noted)
         for (shard_id, index, status, content_type, crc, error, nbytes, path, file_bytes,
              file_crc) in message.items:
             shard = self._shards.get(shard_id)
@@ -344,7 +363,8 @@ class WorkerPool:
             by_run.setdefault(shard.run, []).append(FrameResult(
                 ref=shard.frames[index], status=FrameStatus(status), content_type=content_type,
                 actual_crc32=crc, path=Path(path) if path is not None else None, error=error,
-                encoded_bytes=nbytes, file_bytes=file_bytes, file_crc32=file_crc))
+                encoded_bytes=nbytes, file_bytes=file_bytes, file_crc32=file_crc,
+                noted=(shard_id, index) in noted))
             if not shard.pending:
                 done.append(shard)
         self._notify()
@@ -387,17 +407,19 @@ class WorkerPool:
             return
         failed: dict[RunHandle, list[FrameResult]] = {}
         for shard in lost:
-            for index in sorted(shard.pending):
-                ref = shard.frames[index]
+            for indices in _alone(shard):
+                alone = tuple(shard.frames[i] for i in indices)
                 if shard.deaths >= 1:  # it was alone, and its worker died again
-                    failed.setdefault(shard.run, []).append(FrameResult(
+                    failed.setdefault(shard.run, []).extend(FrameResult(
                         ref=ref, status=FrameStatus.FAILED,
                         error="the worker process died twice while it handled this frame "
-                        "(a decoder crash, or it was killed)"))
+                        "(a decoder crash, or it was killed)") for ref in alone)
                 else:
-                    self._add_shard(_Shard(next(self._shard_ids), shard.run, (ref,),
+                    self._add_shard(_Shard(next(self._shard_ids), shard.run, alone,
                                            shard.out_dir, shard.fmt, deaths=shard.deaths + 1,
-                                           pending={0}, targets=shard.target(index)),
+                                           pending=set(range(len(alone))),
+                                           targets=shard.targets_of(indices),
+                                           dicom=shard.dicom),
                                     first=True)
         await self._start_worker()
         await self._deliver(failed)

@@ -17,7 +17,8 @@ from ..errors import HiAsyncError
 from ..model import FrameRef
 from ..settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pydicom and the volume code are imported only where they are used
+    from ..dicom.assembly import DicomShard
     from ..volumes.buffer import SliceTarget
 
 LENGTH = struct.Struct("!I")
@@ -55,7 +56,10 @@ class Assign:
     out_dir: str | None
     fmt: str
     frames: tuple[FrameRef, ...]
+    #: ``--volume``: per frame, its slot in a volume's buffer file (or None).
     targets: tuple[SliceTarget | None, ...] | None = None
+    #: ``fmt == "dcm"``: what writing the shard's (whole) instances needs besides frames.
+    dicom: DicomShard | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,8 @@ class Results:
     throttled: int = 0
     #: Requests per second this worker sends lately.
     sending: float = 0.0
+    #: (shard ID, index) of the frames among ``items`` whose DICOM file carries a note.
+    noted: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """A worker process: ``python -m hi_async.workers.worker PARENT_PID``.
 
 It reads a Start message and then shards of frames on stdin, and runs them in lanes
-(:mod:`hi_async.stages.frames`: fetch, decode, verify, write) on its own event loop, with
+(:mod:`hi_async.stages.frames`: fetch, decode, verify, write; for DICOM files the frames
+of each instance are gathered and the instance written, :mod:`hi_async.stages.assembler`)
+on its own event loop, with
 its own connections, decode threads, retries and share of the send rate; results go back
 on its stdout in batches. It lives exactly as long as its parent wants it: it exits when
 stdin closes, is killed with its parent (a parent-death signal, asked for at start), and
@@ -35,6 +37,7 @@ from ..stages.context import FrameWork
 from . import protocol
 
 if TYPE_CHECKING:
+    from ..stages.assembler import Assembler
     from ..volumes.buffer import SliceTarget
 
 #: Results are sent at least this often while frames are done...
@@ -52,6 +55,9 @@ class Worker:
         self._shards: dict[int, FrameWork] = {}
         #: Shards whose run met an error that stops it: their frames are not done.
         self._failed: set[int] = set()
+        #: DICOM shards: their instances being gathered, by shard ID.
+        self._assemblers: dict[int, Assembler[int]] = {}
+        self._noted: list[tuple[int, int]] = []
         self._have_work = anyio.Event()
         self._stopping = False
         self._outbox: list[protocol.ResultItem] = []
@@ -128,6 +134,9 @@ class Worker:
                     out_dir=Path(message.out_dir) if message.out_dir is not None else None,
                     fmt=message.fmt, stats=self._template.stats,
                     targets=_targets(message))
+                if message.dicom is not None:
+                    self._assemblers[message.shard_id] = _assembler(
+                        self._shards[message.shard_id], message)
                 self._queue.extend((message.shard_id, i, ref)
                                    for i, ref in enumerate(message.frames))
                 self._have_work.set()
@@ -147,9 +156,16 @@ class Worker:
             if shard_id in self._failed:
                 continue
             work = self._shards[shard_id]
+            assembler = self._assemblers.get(shard_id)
             try:
-                result = await frames.process(work, ref)
+                if assembler is None:
+                    done = [(index, await frames.process(work, ref))]
+                else:  # nothing until the instance's last frame is in; then all of them
+                    done = await assembler.frame(ref, index)
+                    if not assembler.open_instances:
+                        self._assemblers.pop(shard_id, None)
             except HiAsyncError as exc:
+                self._assemblers.pop(shard_id, None)
                 if shard_id not in self._failed:
                     self._failed.add(shard_id)
                     # The frames done before the error go first: they are on disk.
@@ -158,7 +174,10 @@ class Worker:
                     await self._write(protocol.Failed(shard_id, type(exc).__name__,
                                                       exc.message, exc.hint))
                 continue
-            self._outbox.append(_item(shard_id, index, result))
+            for i, result in done:
+                self._outbox.append(_item(shard_id, i, result))
+                if result.noted:
+                    self._noted.append((shard_id, i))
             if len(self._outbox) >= FLUSH_ITEMS:
                 self._outbox_full.set()
 
@@ -175,13 +194,29 @@ class Worker:
 
     def _results(self) -> protocol.Results:
         items, self._outbox = self._outbox, []
+        noted, self._noted = self._noted, []
         retrier = self.retrier
         assert retrier is not None
         retries = retrier.by_kind - self._retries_sent
         self._retries_sent = collections.Counter(retrier.by_kind)
         throttled = retrier.throttled - self._throttled_sent
         self._throttled_sent = retrier.throttled
-        return protocol.Results(items, dict(retries), throttled, retrier.rate.sending)
+        return protocol.Results(items, dict(retries), throttled, retrier.rate.sending, noted)
+
+
+def _assembler(work: FrameWork, message: protocol.Assign) -> Assembler[int]:
+    """The instances of a DICOM shard, announced (imported here, on the first one: pydicom
+    is loaded only by workers that write DICOM files)."""
+    from ..stages.assembler import Assembler
+
+    assert message.dicom is not None
+    assembler: Assembler[int] = Assembler(work, message.dicom.syntax)
+    instances: dict[tuple[str, str, str], list[FrameRef]] = {}
+    for ref in message.frames:
+        instances.setdefault(ref.instance_key, []).append(ref)
+    for key, refs in instances.items():
+        assembler.expect(refs, message.dicom.metadata[key])
+    return assembler
 
 
 def _targets(message: protocol.Assign) -> Callable[[FrameRef], SliceTarget | None] | None:

@@ -127,6 +127,9 @@ class WorkflowRun:
             report.volumes = relative_to_run(summary.volumes, study.name)
         self.say(f"[{study.name}] {summary.verified}/{summary.frames} frame(s) verified, "
                  f"{summary.failed} failed")
+        if summary.dicom is not None:
+            self.say(f"[{study.name}] {summary.dicom.written}/{summary.dicom.instances} DICOM "
+                     f"instance(s) written, {summary.dicom.failed} failed")
 
 
 async def execute(plan: Plan, clients: Clients, state_file: StateFile, settings: Settings,

@@ -100,3 +100,18 @@ def test_an_unknown_volume_format_is_a_usage_error() -> None:
     with pytest.raises(hi_async.UsageError, match="unknown volume format 'dicom'") as caught:
         hi_async.Settings(volume="dicom")  # type: ignore[arg-type]
     assert "nifti or npy" in str(caught.value)
+
+
+def test_volumes_into_dicom_output_are_a_usage_error(
+        standins: StandIns, endpoint_url: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with hi_async.Downloader(settings(endpoint_url, workers=1,
+                                                output_format="dcm")) as dl:
+            async for _ in dl.volumes(standins.datastore_id,
+                                      image_set_ids=standins.image_set_ids(), out_dir=tmp_path):
+                raise AssertionError("nothing is assembled")
+
+    with pytest.raises(hi_async.UsageError, match="writes frames, not DICOM files") as caught:
+        anyio.run(main)
+    assert "instances()" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

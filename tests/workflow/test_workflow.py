@@ -183,3 +183,26 @@ def test_embedded_stack_run_kept_then_cleaned_up_from_its_data_folder(
     assert StateFile.load(tmp_path).state.phase == "cleaned"
     assert not data_dir.exists()
     assert main(["cleanup", "--out", str(tmp_path), "--yes"]) == 0  # nothing left: a no-op
+
+
+def test_run_with_format_dcm_writes_each_instance_as_a_dicom_file(
+        endpoint_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pydicom
+
+    assert main(["run", "--endpoint-url", endpoint_url, "--study", "ct-chest", "--yes",
+                 "--out", str(tmp_path), "--format", "dcm", "--dcm-syntax", "native"]) == 0
+    assert "[ct-chest] 2/2 DICOM instance(s) written, 0 failed" in capsys.readouterr().err
+    study = tmp_path / "ct-chest"
+    files = sorted(study.glob("*/*/*.dcm"))
+    assert len(files) == 2
+    for path in files:
+        ds = pydicom.dcmread(path)
+        assert path.name == f"{ds.SOPInstanceUID}.dcm"
+        assert path.parent.name == ds.SeriesInstanceUID
+        assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert ds.pixel_array.shape == (ds.Rows, ds.Columns)
+    summary = json.loads((study / "summary.json").read_text())
+    assert summary["dicom"]["written"] == summary["dicom"]["instances"] == 2
+    assert {e["path"] for e in _index(study)} == {p.relative_to(study).as_posix()
+                                                  for p in files}
+    assert_nothing_left(endpoint_url, tmp_path)
