@@ -182,6 +182,8 @@ class Summary:
     failures: tuple[FrameResult, ...] = ()
     #: Frames verified by each worker process (by process ID); empty when run in-process.
     workers: dict[str, int] = field(default_factory=dict)
+    #: Frames verified on each node of a Ray cluster (by Ray node ID); empty elsewhere.
+    nodes: dict[str, int] = field(default_factory=dict)
     #: Where the time went: per-stage busy seconds (summed over a stage's tasks) and the
     #: mean fill of each hand-off queue (0..1). A full queue names its consumer as the
     #: bottleneck.
@@ -211,6 +213,8 @@ class Summary:
         }
         if self.workers:
             doc["workers"] = dict(sorted(self.workers.items()))
+        if self.nodes:
+            doc["nodes"] = dict(sorted(self.nodes.items()))
         if self.stages:
             doc["stages"] = {
                 part: {k: round(v, 4) for k, v in values.items()}

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where stderr is no terminal, a progress line this often "
                    "(default 5; 0: none)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run the frames as Ray tasks on the cluster at ADDRESS (auto, "
+                   "HOST:PORT or ray://HOST:10001); --out must be a folder every node sees, "
+                   "and --fetchers/--decoders count per task (extra: hi_async[ray])")
+    p.add_argument("--shard-frames", type=int, default=None, metavar="N",
+                   help="with --ray: frames per Ray task (default 256)")
     p.set_defaults(handler=_download)
 
 
@@ -58,6 +68,9 @@ def _download(args: argparse.Namespace) -> int:
     validate_selection(args.datastore_id, args.image_set_id, args.import_job_id, args.all)
     prepare_out_dir(out)
 
+    if args.ray is not None:
+        return _on_ray(args, settings, out)
+
     async def main() -> Summary:
         with Progress(enabled=not args.quiet, every=args.progress_every) as progress:
             async with Downloader(settings) as dl:
@@ -66,6 +79,33 @@ def _download(args: argparse.Namespace) -> int:
                     import_job_id=args.import_job_id, all_image_sets=args.all,
                     out_dir=out, progress=progress,
                 )
+
+    summary = run_sync(main, settings)
+    report_failures(summary)
+    print(format_summary(summary), file=sys.stdout)
+    return 0 if summary.ok else 1
+
+
+def _on_ray(args: argparse.Namespace, settings: Settings, out: Path) -> int:
+    """``download --ray ADDRESS``: the same run with its frames done on a Ray cluster."""
+    from ..api import run_sync
+    from ..model import Summary
+    from ..ray import require_ray
+    from .progress import Progress, format_summary, report_failures
+
+    require_ray()  # before anything else: without Ray, say how to install it
+    from ..ray.cluster import ClusterOptions, download_async
+
+    given = {"shard_frames": args.shard_frames, "lanes": args.fetchers,
+             "decoders": args.decoders}
+    options = ClusterOptions(**{k: v for k, v in given.items() if v is not None})
+
+    async def main() -> Summary:
+        with Progress(enabled=not args.quiet, every=args.progress_every) as progress:
+            return await download_async(
+                args.datastore_id, image_set_ids=args.image_set_id,
+                import_job_id=args.import_job_id, all_image_sets=args.all, out_dir=out,
+                address=args.ray, settings=settings, options=options, progress=progress)
 
     summary = run_sync(main, settings)
     report_failures(summary)

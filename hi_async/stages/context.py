@@ -77,6 +77,8 @@ class Tally:
     failures: list[FrameResult] = field(default_factory=list)
     #: Frames verified by each worker process, by its ID (none when run in-process).
     by_worker: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: Frames verified on each node of a cluster, by its Ray node ID (none elsewhere).
+    by_node: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def add(self, result: FrameResult) -> None:
         self.counts.add(result)
