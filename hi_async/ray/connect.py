@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,7 @@ def connected(address: str | None) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
+    _probe(address)
     try:
         # Workers' output stays in the cluster's logs: a task's errors come back to the
         # driver as results, and the driver's terminal keeps its progress line.
@@ -52,6 +54,23 @@ def connected(address: str | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _probe(address: str | None) -> None:
+    """A HOST:PORT nobody answers at fails now: Ray itself would retry for minutes."""
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5.0).close()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot connect to the Ray cluster at {address!r}: {exc.strerror or exc}",
+            hint="check that the cluster is up ('ray status' on the head node) and pass "
+            "--ray the head node's address (HOST:6379, or ray://HOST:10001)") from None
 
 
 def task_error(exc: Exception) -> HiAsyncError:

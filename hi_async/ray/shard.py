@@ -134,11 +134,12 @@ async def _run(job: ShardJob, shard: tuple[FrameRef, ...], broker: Any,
                outcome: ShardOutcome) -> None:
     if job.marker is not None:
         check_marker(job.marker, outcome.node_id)
-    hooks: list[RateMember] = []
-    rate = SendRate(on_cut=lambda epoch, sending: hooks[0].on_cut(epoch, sending))
-    member = RateMember(broker, rate) if broker is not None else None
-    if member is not None:
-        hooks.append(member)
+    member: RateMember | None = None
+    if broker is None:
+        rate = SendRate()
+    else:
+        rate = SendRate(on_cut=lambda epoch, sending: joined.on_cut(epoch, sending))
+        member = joined = RateMember(broker, rate)
         await member.join()
     try:
         async with open_lanes(job.access, lanes=job.lanes, decoders=job.decoders,

@@ -15,7 +15,6 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 # The tests' driver and the nodes share this machine; its Ray output stays in the logs.
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,12 +91,3 @@ def shard_workers() -> set[int]:
         if argv.startswith((b"ray::hi_async_shard", b"ray::shard_task")):
             pids.add(int(cmdline.parent.name))
     return pids
-
-
-def wait_until(predicate: Any, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
