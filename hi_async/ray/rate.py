@@ -17,9 +17,10 @@ the time since the cut).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -147,3 +148,21 @@ class RateMember:
         """Stop counting this task (the call is not waited for)."""
         if self._member is not None:
             self._broker.leave.remote(self._member)
+
+
+@contextlib.asynccontextmanager
+async def shared_rate(broker: Any) -> AsyncIterator[SendRate]:
+    """A task's send rate, a member of ``broker``'s for the block (None: a rate of its own)."""
+    if broker is None:
+        yield SendRate()
+        return
+    rate = SendRate(on_cut=lambda epoch, sending: member.on_cut(epoch, sending))
+    member = RateMember(broker, rate)
+    await member.join()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(member.run)
+            yield rate
+            tg.cancel_scope.cancel()
+    finally:
+        member.leave()

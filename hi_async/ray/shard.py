@@ -29,13 +29,12 @@ from typing import Any
 
 import anyio
 
-from ..aws.sendrate import SendRate
 from ..durability import make_stable
 from ..errors import HiAsyncError, OutputError, first_error
 from ..model import FrameRef, FrameResult, FrameStatus
 from ..stages import frames
 from .access import Access, open_lanes
-from .rate import RateMember
+from .rate import shared_rate
 
 #: Where the driver writes its marker, under the output folder.
 MARKER_DIR = ".hi_async"
@@ -134,37 +133,23 @@ async def _run(job: ShardJob, shard: tuple[FrameRef, ...], broker: Any,
                outcome: ShardOutcome) -> None:
     if job.marker is not None:
         check_marker(job.marker, outcome.node_id)
-    member: RateMember | None = None
-    if broker is None:
-        rate = SendRate()
-    else:
-        rate = SendRate(on_cut=lambda epoch, sending: joined.on_cut(epoch, sending))
-        member = joined = RateMember(broker, rate)
-        await member.join()
-    try:
-        async with open_lanes(job.access, lanes=job.lanes, decoders=job.decoders,
-                              rate=rate) as lanes, anyio.create_task_group() as tg:
-            if member is not None:
-                tg.start_soon(member.run)
-            work = lanes.work(job.out_dir, job.fmt)
-            todo = iter(shard)
-            index_of = {id(ref): i for i, ref in enumerate(shard)}
+    async with shared_rate(broker) as rate, open_lanes(
+            job.access, lanes=job.lanes, decoders=job.decoders, rate=rate) as lanes:
+        work = lanes.work(job.out_dir, job.fmt)
+        todo = iter(shard)
+        index_of = {id(ref): i for i, ref in enumerate(shard)}
 
-            async def next_frame() -> FrameRef | None:
-                return next(todo, None)
+        async def next_frame() -> FrameRef | None:
+            return next(todo, None)
 
-            async def emit(result: FrameResult) -> None:
-                outcome.items.append(_item(index_of[id(result.ref)], result))
+        async def emit(result: FrameResult) -> None:
+            outcome.items.append(_item(index_of[id(result.ref)], result))
 
-            try:
-                await frames.run(work, next_frame, emit, lanes=min(job.lanes, len(shard)))
-            finally:
-                outcome.retries = dict(lanes.retrier.by_kind)
-                outcome.throttled = lanes.retrier.throttled
-                tg.cancel_scope.cancel()
-    finally:
-        if member is not None:
-            member.leave()
+        try:
+            await frames.run(work, next_frame, emit, lanes=min(job.lanes, len(shard)))
+        finally:
+            outcome.retries = dict(lanes.retrier.by_kind)
+            outcome.throttled = lanes.retrier.throttled
 
 
 def _make_stable(out_dir: str, paths: list[str]) -> None:
