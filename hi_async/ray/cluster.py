@@ -29,7 +29,7 @@ from ..stages.context import ProgressListener
 from .access import Access
 from .connect import connected
 from .dispatch import ClusterDispatch
-from .rate import RateBroker
+from .rate import start_broker
 from .shard import ShardJob, marker_path
 
 
@@ -76,7 +76,7 @@ async def _marker(out_dir: Path) -> AsyncIterator[tuple[str, str]]:
 @contextlib.contextmanager
 def _broker(ray: Any) -> Any:
     """The cluster's send-rate actor for one run (no CPU of its own), killed after."""
-    actor = ray.remote(RateBroker).options(num_cpus=0, max_restarts=-1).remote()
+    actor = start_broker(ray)
     try:
         yield actor
     finally:

@@ -31,7 +31,7 @@ from ..image_sets import select, validate_selection
 from ..settings import Settings
 from .access import Access
 from .connect import require_ray
-from .rate import RateBroker
+from .rate import start_broker
 from .rows import RowJob, fetch_frames, frame_refs
 
 OnFailure = Literal["raise", "row"]
@@ -100,7 +100,7 @@ def read_frames(datastore_id: str, *, image_set_ids: Sequence[str] | None = None
                              ("profile", profile)) if v is not None})
     access, ids = _resolve(settings, datastore_id, image_set_ids, import_job_id,
                            all_image_sets)
-    broker = ray.remote(RateBroker).options(num_cpus=0).remote()
+    broker = start_broker(ray)
     job = RowJob(access, broker, lanes=lanes, decoders=decoders, on_failure=on_failure,
                  pixels_dtype=pixels_dtype)
     sets = ray.data.from_items([{"datastore_id": datastore_id, "image_set_id": i}

@@ -104,6 +104,9 @@ class RateMember:
     """A task's side of the broker: reports, cuts, and the share it is told to use.
 
     ``broker`` is the actor's handle; its methods are awaited on the task's event loop.
+    The broker only advises: a call that fails (its node died and Ray is restarting it
+    elsewhere) leaves this task on its own rate until a later call gets through, and never
+    fails the task's frames.
     """
 
     def __init__(self, broker: Any, rate: SendRate) -> None:
@@ -119,7 +122,9 @@ class RateMember:
         self._cuts.append((epoch, sending))
         self._wake.set()
 
-    def _apply(self, share: Share, *, after_cut: bool = False) -> None:
+    def _apply(self, share: Share | None, *, after_cut: bool = False) -> None:
+        if share is None:
+            return
         rate, epoch = share
         if rate is None:
             return
@@ -127,27 +132,53 @@ class RateMember:
             self._rate.impose(rate, epoch)
             self._applied = max(self._applied, epoch)
 
+    async def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return await getattr(self._broker, method).remote(*args)
+        except Exception:
+            return None
+
     async def join(self) -> None:
-        self._member, share = await self._broker.join.remote()
-        self._apply(share)
+        joined = await self._call("join")
+        if joined is not None:
+            self._member, share = joined
+            self._apply(share)
 
     async def run(self) -> None:
         """Report every ``REPORT_EVERY`` seconds, and at once after a cut; until cancelled."""
-        assert self._member is not None, "join() first"
         while True:
             with anyio.move_on_after(REPORT_EVERY):
                 await self._wake.wait()
             self._wake = anyio.Event()
+            if self._member is None:
+                await self.join()
+                if self._member is None:
+                    continue
             cuts, self._cuts = self._cuts, []
             for epoch, sending in cuts:
-                self._apply(await self._broker.throttled.remote(self._member, epoch, sending),
+                self._apply(await self._call("throttled", self._member, epoch, sending),
                             after_cut=True)
-            self._apply(await self._broker.report.remote(self._member, self._rate.sending))
+            self._apply(await self._call("report", self._member, self._rate.sending))
 
     def leave(self) -> None:
         """Stop counting this task (the call is not waited for)."""
         if self._member is not None:
-            self._broker.leave.remote(self._member)
+            with contextlib.suppress(Exception):
+                self._broker.leave.remote(self._member)
+
+
+def start_broker(ray: Any) -> Any:
+    """The broker actor for one run or Dataset, with no CPU of its own, on the driver's
+    node (Ray Client's: the head's): it lives as long as the driver, and no other node's
+    loss takes it along. (A soft affinity was measured to place it elsewhere half the
+    time.) Elsewhere it may restart, its calls retried meanwhile."""
+    options: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
+    with contextlib.suppress(Exception):
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = ray.get_runtime_context().get_node_id()
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(here, soft=False)
+    return ray.remote(RateBroker).options(**options).remote()
 
 
 @contextlib.asynccontextmanager
