@@ -109,17 +109,16 @@ class ClusterDispatch:
             self._running[id(ref)] = _Running(shard, ref)
             try:
                 outcome = await asyncio.wrap_future(ref.future())
-            except self._ray.exceptions.TaskCancelledError:
-                raise
             except self._ray.exceptions.RayTaskError as exc:
                 raise task_error(exc) from None
             except self._ray.exceptions.RayError as exc:
-                # Every attempt died with its worker or node: the frames failed this run.
+                # Every attempt died with its worker or node (or someone cancelled it):
+                # the frames failed this run, and a rerun resumes them.
                 self._running.pop(id(ref), None)
                 await results.send([FrameResult(
                     ref=frame, status=FrameStatus.FAILED,
-                    error=f"its Ray task died {MAX_RETRIES + 1} times ({type(exc).__name__})")
-                    for frame in shard])
+                    error=f"its Ray task did not finish in {MAX_RETRIES + 1} attempts "
+                    f"({type(exc).__name__})") for frame in shard])
                 return
             self._running.pop(id(ref), None)
             await self._deliver(outcome, shard, results, ctx)
