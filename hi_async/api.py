@@ -38,7 +38,7 @@ from .image_sets import select
 from .journal import write_summary
 from .model import Frame, FrameRef, FrameResult, FrameStatus, ImageSetRef, Summary
 from .paths import prepare_out_dir
-from .pipeline import run_pipeline
+from .pipeline import Dispatcher, run_pipeline
 from .settings import Settings
 from .stages.context import FrameWork, ProgressListener, RunContext
 from .workers.pool import WorkerPool
@@ -168,18 +168,22 @@ class Downloader:
             await anyio.sleep_forever()
 
     async def run(self, source: AsyncIterable[ImageSetRef], *, out_dir: str | Path | None = None,
-                  progress: ProgressListener | None = None) -> Summary:
+                  progress: ProgressListener | None = None,
+                  dispatcher: Dispatcher | None = None) -> Summary:
         """Download every frame of the image sets ``source`` yields, as they arrive.
 
         Image sets may keep arriving while earlier ones download (the workflow feeds
         studies in as their imports finish). Output goes to
         ``out_dir/<imageSetId>/<imageFrameId>.<ext>`` with index.jsonl and summary.json;
         the Summary's ``by_label`` breaks the counts down by ``ImageSetRef.label``.
+        With ``dispatcher``, frames are done by it (a Ray cluster: :mod:`hi_async.ray`).
         """
         self._open()
         target = Path(out_dir) if out_dir is not None else self.settings.out_dir
         if target is not None:
             target = prepare_out_dir(Path(target))
+        if dispatcher is not None:
+            self.settings.check_cluster()
         volumes = None
         if self.settings.assembles_volumes:
             if target is None:
@@ -188,11 +192,12 @@ class Downloader:
             from .stages.volumes import VolumeAssembly
 
             volumes = VolumeAssembly(self.settings, target, keep_existing=self.settings.resume)
-        workers = await self._worker_pool()
-        ctx = self._context(target, pool=None if workers else self._decode_pool(),
+        workers = None if dispatcher is not None else await self._worker_pool()
+        local = workers is None and dispatcher is None
+        ctx = self._context(target, pool=self._decode_pool() if local else None,
                             progress=progress, volumes=volumes)
         with FolderLock(target) if target is not None else contextlib.nullcontext():
-            summary = await run_pipeline(ctx, source, pool=workers)
+            summary = await run_pipeline(ctx, source, pool=workers, dispatcher=dispatcher)
             if target is not None:
                 write_summary(target, summary.to_json())
         return summary
@@ -200,11 +205,13 @@ class Downloader:
     async def download(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
                        import_job_id: str | None = None, all_image_sets: bool = False,
                        out_dir: str | Path | None = None,
-                       progress: ProgressListener | None = None) -> Summary:
+                       progress: ProgressListener | None = None,
+                       dispatcher: Dispatcher | None = None) -> Summary:
         """Every frame of the selected image sets into ``out_dir``; returns the Summary."""
         source = self.image_sets(datastore_id, image_set_ids=image_set_ids,
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
-        return await self.run(source, out_dir=out_dir, progress=progress)
+        return await self.run(source, out_dir=out_dir, progress=progress,
+                              dispatcher=dispatcher)
 
     async def frames(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
                      import_job_id: str | None = None, all_image_sets: bool = False,

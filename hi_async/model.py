@@ -227,6 +227,8 @@ class Summary:
     workers: dict[str, int] = field(default_factory=dict)
     #: What the run wants its user to know (lines of the journal skipped on resume...).
     warnings: tuple[str, ...] = ()
+    #: Frames verified on each node of a Ray cluster (by Ray node ID); empty elsewhere.
+    nodes: dict[str, int] = field(default_factory=dict)
     #: Where the time went: per-stage busy seconds (summed over a stage's tasks) and the
     #: mean fill of each hand-off queue (0..1). A full queue names its consumer as the
     #: bottleneck.
@@ -266,6 +268,8 @@ class Summary:
             doc["workers"] = dict(sorted(self.workers.items()))
         if self.warnings:
             doc["warnings"] = list(self.warnings)
+        if self.nodes:
+            doc["nodes"] = dict(sorted(self.nodes.items()))
         if self.stages:
             doc["stages"] = {
                 part: {k: round(v, 4) for k, v in values.items()}

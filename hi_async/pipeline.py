@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -34,6 +34,12 @@ from .stages.context import RunContext
 from .workers import dispatch
 from .workers.pool import WorkerPool
 
+#: A frame stage of another kind (a cluster's, :mod:`hi_async.ray.dispatch`): takes the
+#: frames stream, sends results, and closes both ends when done.
+Dispatcher = Callable[[MemoryObjectReceiveStream[FrameRef],
+                       MemoryObjectSendStream[list[FrameResult]], RunContext],
+                      Coroutine[Any, Any, None]]
+
 
 async def _feed(source: AsyncIterable[ImageSetRef], send: ObjectSendStream[ImageSetRef]) -> None:
     async with send:
@@ -42,10 +48,12 @@ async def _feed(source: AsyncIterable[ImageSetRef], send: ObjectSendStream[Image
 
 
 async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
-                       pool: WorkerPool | None = None) -> Summary:
+                       pool: WorkerPool | None = None,
+                       dispatcher: Dispatcher | None = None) -> Summary:
     """Download every frame of the image sets ``source`` yields; the run's Summary.
 
-    With ``pool``, frames are done by its worker processes; otherwise in this process.
+    With ``pool``, frames are done by its worker processes; with ``dispatcher``, by it
+    (a cluster's tasks); otherwise in this process.
     """
     started = time.perf_counter()
     retrier = ctx.hi.aws.retrier
@@ -88,7 +96,9 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
                 for _ in range(s.metadata_fetchers):
                     tg.start_soon(metadata.run, sets_rx.clone(), frames_tx.clone(),
                                   res_tx.clone(), ctx)
-                if pool is not None:
+                if dispatcher is not None:
+                    tg.start_soon(dispatcher, frames_rx.clone(), res_tx.clone(), ctx)
+                elif pool is not None:
                     tg.start_soon(lambda: dispatch.run(frames_rx.clone(), res_tx.clone(), ctx,
                                                        pool, shard_frames=pool.lanes))
                 else:
@@ -116,7 +126,8 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
         resumed=tally.counts.resumed, retries=retrier.retries - retries_before,
         bytes=tally.counts.bytes, seconds=time.perf_counter() - started,
         by_label=dict(tally.by_label), failures=tuple(tally.failures),
-        workers=dict(tally.by_worker), warnings=tuple(report.warnings()),
+        workers=dict(tally.by_worker), nodes=dict(tally.by_node),
+        warnings=tuple(report.warnings()),
         stages={"busySeconds": dict(ctx.stats.busy), "queueFill": ctx.stats.queue_fill()},
         volumes=ctx.volumes.records() if ctx.volumes is not None else None,
         dicom=tally.dicom,

@@ -134,6 +134,17 @@ class Settings:
         n = self.workers if self.workers is not None else usable_cores()
         return n if n > 1 else 0
 
+    def check_cluster(self) -> None:
+        """Refuse what a Ray cluster download does not do: its tasks write frame files;
+        volumes, previews and DICOM files are assembled in one process."""
+        from .errors import UsageError
+
+        if self.assembles_volumes or self.output_format == "dcm":
+            raise UsageError(
+                "--ray downloads frame files: --volume, --preview and --format dcm are "
+                "not made on a cluster",
+                hint="leave --ray out for volumes, previews or DICOM files")
+
     @property
     def assembles_volumes(self) -> bool:
         """Series are assembled into volumes (for a volume file, a preview or both)."""

@@ -55,6 +55,8 @@ class Options:
     plot: bool = False
     standalone: bool = True
     peer_cpp: Path | None = None
+    #: The Ray section (hi_async.bench.ray_scaling): 1 vs 2 nodes, Dataset vs frames().
+    ray: bool = False
     workers: int | None = None
 
     @classmethod
@@ -177,6 +179,11 @@ def run(opts: Options) -> dict[str, Any]:
     else:
         doc["standalone"] = "skipped"
         notes.append("stand-alone emulator and import benchmarks skipped")
+    if opts.ray:
+        _log("Ray: a cluster download on 1 vs 2 local nodes, read_frames vs Downloader.frames")
+        doc["ray"] = clients.standalone("ray_scaling", [
+            "--instances", "40" if opts.quick else "2000",
+            "--latency-ms", f"{opts.peer_latency_ms:g}"])
 
     doc["runs"] = runs
     doc["derived"] = report.derive(runs, opts.latency_ms, opts.peer_latency_ms)
@@ -195,7 +202,8 @@ def execute(args: argparse.Namespace) -> int:
     kw = dict(frames=args.frames, ct_frames=args.ct_frames, latency_ms=args.latency_ms,
               peer_latency_ms=args.peer_latency_ms, sequential_frames=args.sequential_frames,
               out=args.out, peer_cpp=args.peer_cpp, workers=args.workers)
-    common = dict(sweep=args.sweep, plot=args.plot, standalone=not args.no_standalone)
+    common = dict(sweep=args.sweep, plot=args.plot, standalone=not args.no_standalone,
+                  ray=args.ray)
     if args.quick:
         opts = Options.quick_defaults(**kw, **common)
     else:

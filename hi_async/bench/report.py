@@ -199,4 +199,23 @@ def markdown(doc: dict[str, Any]) -> str:
                      "frames")
     for note in doc.get("notes", []):
         lines.append(f"- {note}")
+    lines += ray_lines(doc.get("ray"))
     return "\n".join(lines)
+
+
+def ray_lines(section: dict[str, Any] | None) -> list[str]:
+    """The Ray section's rows (none when it did not run)."""
+    if not section:
+        return []
+    r = section.get("result") or {}
+    if "download1Node" not in r:
+        why = r.get("skipped") or section.get("error") or "no result"
+        return ["", f"Ray section: {why}"]
+    one, two = r["download1Node"], r["download2Node"]
+    return ["", "| Ray (local cluster, 1 CPU per node) | frames | frames/s |", "|---|---|---|",
+            f"| download --ray, 1 node | {one['frames']} | {one['framesPerSecond']} |",
+            f"| download --ray, 2 nodes | {two['frames']} | {two['framesPerSecond']} |",
+            f"| read_frames rows, 2 nodes | {r['dataset2Node']['rows']} | "
+            f"{r['dataset2Node']['rowsPerSecond']} |",
+            f"| Downloader.frames rows, one process | {r['downloaderFrames']['rows']} | "
+            f"{r['downloaderFrames']['rowsPerSecond']} |"]

@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write a PNG of the sweep next to the JSON (needs the 'plot' extra)")
     p.add_argument("--no-standalone", action="store_true",
                    help="skip the stand-alone emulator_frames and import_throughput runs")
+    p.add_argument("--ray", action="store_true",
+                   help="add the Ray section: a cluster download on 1 vs 2 local nodes and "
+                   "read_frames vs Downloader.frames (needs the 'ray' extra)")
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .options import add_network_options, add_volume_arguments, folder, network_settings
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where stderr is no terminal, a progress line this often "
                    "(default 5; 0: none)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run the frames as Ray tasks on the cluster at ADDRESS (auto, "
+                   "HOST:PORT or ray://HOST:10001); --out must be a folder every node sees, "
+                   "and --fetchers/--decoders count per task (extra: hi_async[ray])")
+    p.add_argument("--shard-frames", type=int, default=None, metavar="N",
+                   help="with --ray: frames per Ray task (default 256)")
     p.set_defaults(handler=_download)
 
 
@@ -75,7 +86,15 @@ def _download(args: argparse.Namespace) -> int:
     )
     out = args.out
     validate_selection(args.datastore_id, args.image_set_id, args.import_job_id, args.all)
+    if args.ray is not None:
+        settings.check_cluster()
+    elif args.shard_frames is not None:
+        raise UsageError("--shard-frames applies to a Ray cluster download only",
+                         hint="add --ray ADDRESS, or leave --shard-frames out")
     prepare_out_dir(out)
+
+    if args.ray is not None:
+        return _on_ray(args, settings, out)
 
     async def main() -> Summary:
         with Progress(enabled=not args.quiet, every=args.progress_every) as progress:
@@ -95,4 +114,31 @@ def _download(args: argparse.Namespace) -> int:
         for line in notes(summary.volumes):
             print(line, file=sys.stderr)
         print(count_line(summary.volumes), file=sys.stdout)
+    return 0 if summary.ok else 1
+
+
+def _on_ray(args: argparse.Namespace, settings: Settings, out: Path) -> int:
+    """``download --ray ADDRESS``: the same run with its frames done on a Ray cluster."""
+    from ..api import run_sync
+    from ..model import Summary
+    from ..ray import require_ray
+    from .progress import Progress, format_summary, report_failures
+
+    require_ray()  # before anything else: without Ray, say how to install it
+    from ..ray.cluster import ClusterOptions, download_async
+
+    given = {"shard_frames": args.shard_frames, "lanes": args.fetchers,
+             "decoders": args.decoders}
+    options = ClusterOptions(**{k: v for k, v in given.items() if v is not None})
+
+    async def main() -> Summary:
+        with Progress(enabled=not args.quiet, every=args.progress_every) as progress:
+            return await download_async(
+                args.datastore_id, image_set_ids=args.image_set_id,
+                import_job_id=args.import_job_id, all_image_sets=args.all, out_dir=out,
+                address=args.ray, settings=settings, options=options, progress=progress)
+
+    summary = run_sync(main, settings)
+    report_failures(summary)
+    print(format_summary(summary), file=sys.stdout)
     return 0 if summary.ok else 1

@@ -84,6 +84,8 @@ class Tally:
     by_worker: collections.Counter[str] = field(default_factory=collections.Counter)
     #: Instances, when the run writes DICOM files.
     dicom: InstanceCounts | None = None
+    #: Frames verified on each node of a cluster, by its Ray node ID (none elsewhere).
+    by_node: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def add(self, result: FrameResult) -> None:
         self.counts.add(result)
