@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
@@ -32,7 +32,8 @@ import anyio.abc
 from .aws.healthimaging import HealthImaging
 from .aws.retry import AimdLimiter, Retrier
 from .aws.session import AwsSession
-from .errors import FrameFailed, HiAsyncError, UsageError, first_error
+from .errors import FrameFailed, UsageError
+from .event_loop import run_sync
 from .folder_lock import FolderLock
 from .image_sets import select
 from .journal import write_summary
@@ -41,6 +42,7 @@ from .paths import prepare_out_dir
 from .pipeline import Dispatcher, run_pipeline
 from .settings import Settings
 from .stages.context import FrameWork, ProgressListener, RunContext
+from .streams import Put, produced
 from .workers.pool import WorkerPool
 
 if TYPE_CHECKING:
@@ -51,11 +53,6 @@ if TYPE_CHECKING:
     from .volumes.volume import Volume
 
 Want = Literal["pixels", "path"]
-T = TypeVar("T")
-
-
-class _Stop(Exception):
-    """The consumer of ``frames()`` went away: stop the run quietly."""
 
 
 class Downloader:
@@ -240,46 +237,29 @@ class Downloader:
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
         if target is not None:
             target = prepare_out_dir(target)
-        send, receive = anyio.create_memory_object_stream[Frame | BaseException](
-            self.settings.decoders * 2)
-        failures: list[FrameResult] = []
+        async def work(put: Put[Frame]) -> FrameFailed | None:
+            failures: list[FrameResult] = []
 
-        async def forward(result: FrameResult) -> None:
-            if result.status is FrameStatus.FAILED:
-                failures.append(result)
-                return
-            try:
-                await send.send(Frame(result.ref, result.pixels, result.path, result.status))
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                raise _Stop from None
+            async def forward(result: FrameResult) -> None:
+                if result.status is FrameStatus.FAILED:
+                    failures.append(result)
+                else:
+                    await put(Frame(result.ref, result.pixels, result.path, result.status))
 
-        ctx = self._context(target, pool=self._decode_pool(), want_pixels=want == "pixels",
-                            on_result=forward)
+            ctx = self._context(target, pool=self._decode_pool(),
+                                want_pixels=want == "pixels", on_result=forward)
+            with FolderLock(target) if target is not None else contextlib.nullcontext():
+                await run_pipeline(ctx, source)
+            if not failures:
+                return None
+            first = failures[0]
+            return FrameFailed(first.ref.image_set_id, first.ref.image_frame_id,
+                               f"{first.error} ({len(failures)} failed)")
 
-        async def produce() -> None:
-            async with send:
-                try:
-                    with FolderLock(target) if target is not None else contextlib.nullcontext():
-                        await run_pipeline(ctx, source)
-                    if failures:
-                        first = failures[0]
-                        await send.send(FrameFailed(first.ref.image_set_id,
-                                                    first.ref.image_frame_id,
-                                                    f"{first.error} ({len(failures)} failed)"))
-                except (_Stop, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
-                except Exception as exc:
-                    with contextlib.suppress(anyio.BrokenResourceError,
-                                             anyio.ClosedResourceError):
-                        await send.send(exc)
-
-        self._tg.start_soon(produce)
-        async with receive:
-            async for item in receive:
-                if isinstance(item, BaseException):
-                    raise item
+        async with contextlib.aclosing(produced(self._tg, self.settings.decoders * 2,
+                                                work)) as items:
+            async for item in items:
                 yield item
-
 
     async def volumes(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
                       import_job_id: str | None = None, all_image_sets: bool = False,
@@ -300,7 +280,6 @@ class Downloader:
         yielded; breaking out of the loop stops the download.
         """
         from .stages.volumes import VolumeAssembly
-        from .volumes.volume import Volume
 
         target = Path(out_dir) if out_dir is not None else self.settings.out_dir
         if target is not None and self.settings.output_format == "dcm":
@@ -311,50 +290,31 @@ class Downloader:
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
         if target is not None:
             target = prepare_out_dir(target)
-        scratch = None if target is not None else Path(tempfile.mkdtemp(prefix="hi_async-"))
-        send, receive = anyio.create_memory_object_stream[Volume | BaseException](1)
-
-        async def forward(volume: Volume) -> None:
+        async def work(put: Put[Volume]) -> FrameFailed | None:
+            scratch = None if target is not None else Path(tempfile.mkdtemp(prefix="hi_async-"))
             try:
-                await send.send(volume)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                raise _Stop from None
+                assembly = VolumeAssembly(self.settings, target or scratch or Path(),
+                                          write_files=target is not None, keep_existing=False,
+                                          on_volume=put)
+                workers = await self._worker_pool()
+                ctx = self._context(target, pool=None if workers else self._decode_pool(),
+                                    volumes=assembly)
+                with FolderLock(target) if target is not None else contextlib.nullcontext():
+                    summary = await run_pipeline(ctx, source, pool=workers)
+                    if target is not None:
+                        write_summary(target, summary.to_json())
+            finally:
+                if scratch is not None:
+                    shutil.rmtree(scratch, ignore_errors=True)
+            if not summary.failures:
+                return None
+            first = summary.failures[0]
+            return FrameFailed(first.ref.image_set_id, first.ref.image_frame_id,
+                               f"{first.error} ({len(summary.failures)} failed; their volumes "
+                               f"were not assembled)")
 
-        assembly = VolumeAssembly(self.settings, target or scratch or Path(),
-                                  write_files=target is not None, keep_existing=False,
-                                  on_volume=forward)
-        workers = await self._worker_pool()
-        ctx = self._context(target, pool=None if workers else self._decode_pool(),
-                            volumes=assembly)
-
-        async def produce() -> None:
-            async with send:
-                try:
-                    with FolderLock(target) if target is not None else contextlib.nullcontext():
-                        summary = await run_pipeline(ctx, source, pool=workers)
-                        if target is not None:
-                            write_summary(target, summary.to_json())
-                    if summary.failures:
-                        first = summary.failures[0]
-                        await send.send(FrameFailed(
-                            first.ref.image_set_id, first.ref.image_frame_id,
-                            f"{first.error} ({len(summary.failures)} failed; their volumes "
-                            f"were not assembled)"))
-                except (_Stop, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
-                except Exception as exc:
-                    with contextlib.suppress(anyio.BrokenResourceError,
-                                             anyio.ClosedResourceError):
-                        await send.send(exc)
-                finally:
-                    if scratch is not None:
-                        shutil.rmtree(scratch, ignore_errors=True)
-
-        self._tg.start_soon(produce)
-        async with receive:
-            async for item in receive:
-                if isinstance(item, BaseException):
-                    raise item
+        async with contextlib.aclosing(produced(self._tg, 1, work)) as items:
+            async for item in items:
                 yield item
 
     async def instances(self, datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
@@ -382,49 +342,30 @@ class Downloader:
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
         if target is not None:
             target = prepare_out_dir(target)
-        send, receive = anyio.create_memory_object_stream[Any](2)
-        failures: list[FrameResult] = []
+        async def work(put: Put[Dataset]) -> InstanceFailed | None:
+            failures: list[FrameResult] = []
 
-        async def forward(dataset: Dataset) -> None:
-            try:
-                await send.send(dataset)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                raise _Stop from None
+            async def collect(result: FrameResult) -> None:
+                if result.status is FrameStatus.FAILED:
+                    failures.append(result)
 
-        async def collect(result: FrameResult) -> None:
-            if result.status is FrameStatus.FAILED:
-                failures.append(result)
+            # want_pixels: the caller wants every instance, none skipped as already on disk.
+            ctx = self._context(target, pool=self._decode_pool(), want_pixels=True,
+                                fmt="dcm", on_result=collect,
+                                dicom=DicomOptions(options_syntax, on_instance=put))
+            with FolderLock(target) if target is not None else contextlib.nullcontext():
+                await run_pipeline(ctx, source)
+            if not failures:
+                return None
+            lost = by_instance(failures)
+            (image_set, series, sop), results = next(iter(lost.items()))
+            culprit, reason = why_not_written(results)
+            return InstanceFailed(image_set, series, sop,
+                                  culprit.ref.image_frame_id if culprit is not None else None,
+                                  f"{reason} ({len(lost)} instances failed)")
 
-        # want_pixels: the caller wants every instance, none skipped as already on disk.
-        ctx = self._context(target, pool=self._decode_pool(), want_pixels=True, fmt="dcm",
-                            on_result=collect,
-                            dicom=DicomOptions(options_syntax, on_instance=forward))
-
-        async def produce() -> None:
-            async with send:
-                try:
-                    with FolderLock(target) if target is not None else contextlib.nullcontext():
-                        await run_pipeline(ctx, source)
-                    if failures:
-                        lost = by_instance(failures)
-                        (image_set, series, sop), results = next(iter(lost.items()))
-                        culprit, reason = why_not_written(results)
-                        await send.send(InstanceFailed(
-                            image_set, series, sop,
-                            culprit.ref.image_frame_id if culprit is not None else None,
-                            f"{reason} ({len(lost)} instances failed)"))
-                except (_Stop, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
-                except Exception as exc:
-                    with contextlib.suppress(anyio.BrokenResourceError,
-                                             anyio.ClosedResourceError):
-                        await send.send(exc)
-
-        self._tg.start_soon(produce)
-        async with receive:
-            async for item in receive:
-                if isinstance(item, BaseException):
-                    raise item
+        async with contextlib.aclosing(produced(self._tg, 2, work)) as items:
+            async for item in items:
                 yield item
 
 
@@ -445,21 +386,3 @@ def download(datastore_id: str, *, image_set_ids: Sequence[str] | None = None,
                                      progress=progress)
 
     return run_sync(main, settings)
-
-
-def run_sync(fn: Callable[[], Awaitable[T]], settings: Settings | None = None) -> T:
-    """``anyio.run(fn)`` on uvloop when it is installed (and ``settings.uvloop``)."""
-    options: dict[str, Any] = {}
-    if settings is None or settings.uvloop:
-        try:
-            import uvloop  # noqa: F401
-            options = {"use_uvloop": True}
-        except ImportError:
-            pass
-    try:
-        return anyio.run(fn, backend="asyncio", backend_options=options)
-    except BaseExceptionGroup as group:
-        error = first_error(group)
-        if isinstance(error, HiAsyncError):
-            raise error from None
-        raise

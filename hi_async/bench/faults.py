@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from hi_async import Downloader
-from hi_async.api import run_sync
 from hi_async.bench.study import import_series
+from hi_async.event_loop import run_sync
 from hi_async.local.stack import LocalStack
 from hi_async.model import Summary
 from hi_async.settings import Settings

@@ -66,8 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from ..api import Downloader, run_sync
+    from ..api import Downloader
     from ..errors import UsageError
+    from ..event_loop import run_sync
     from ..image_sets import validate_selection
     from ..model import Summary
     from ..paths import prepare_out_dir
@@ -119,7 +120,7 @@ def _download(args: argparse.Namespace) -> int:
 
 def _on_ray(args: argparse.Namespace, settings: Settings, out: Path) -> int:
     """``download --ray ADDRESS``: the same run with its frames done on a Ray cluster."""
-    from ..api import run_sync
+    from ..event_loop import run_sync
     from ..model import Summary
     from ..ray import require_ray
     from .progress import Progress, format_summary, report_failures

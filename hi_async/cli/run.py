@@ -111,7 +111,7 @@ def _tell_what_remains(out_dir: Path) -> None:
 
 def _run(args: argparse.Namespace) -> int:
 
-    from ..api import run_sync
+    from ..event_loop import run_sync
     from ..settings import Settings
     from ..workflow.main import run_workflow
     from ..workflow.plan import Plan, describe, resolve_studies

@@ -123,7 +123,7 @@ def download(datastore_id: str, *, out_dir: str | Path,
     """Download, decode and verify every frame of the selected image sets on the Ray
     cluster at ``address`` (None or ``"auto"``: the one this process is connected to or
     belongs to) into ``out_dir``, a folder every node sees; returns the Summary."""
-    from ..api import run_sync
+    from ..event_loop import run_sync
 
     async def main() -> Summary:
         return await download_async(datastore_id, out_dir=out_dir,

@@ -21,13 +21,12 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import Process, TaskGroup
+from anyio.abc import TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from ..aws.credentials import Frozen
@@ -37,6 +36,7 @@ from ..errors import DecodePoolBroken, HiAsyncError
 from ..model import FrameRef, FrameResult, FrameStatus
 from ..settings import Settings
 from . import protocol
+from .shards import Deliver, RunHandle, Shard, WorkerSlot, unfinished
 
 if TYPE_CHECKING:
     from ..volumes.buffer import SliceTarget
@@ -51,79 +51,11 @@ STOP_TIMEOUT = 2.0
 #: already be written: their results are journaled) before it gives up on them.
 FAILED_RUN_GRACE = 10.0
 
-Deliver = Callable[[list[FrameResult]], Awaitable[None]]
-
-
 def _worker_environment() -> dict[str, str]:
     """The parent's environment (AWS configuration and credentials included), with the
     numeric libraries kept to one thread: a worker's parallelism is its decode threads."""
     return {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1"}
-
-
-@dataclass(eq=False)
-class RunHandle:
-    """One run's use of the pool: where its results go, and whether it is finished."""
-
-    deliver: Deliver
-    error: HiAsyncError | None = None
-    #: Frames verified by each worker process (by its process ID).
-    by_worker: collections.Counter[str] = field(default_factory=collections.Counter)
-    failed: anyio.Event = field(default_factory=anyio.Event)
-    open_shards: int = 0
-    idle: anyio.Event = field(default_factory=anyio.Event)
-
-    def fail(self, error: HiAsyncError) -> None:
-        if self.error is None:
-            self.error = error
-        self.failed.set()
-
-
-@dataclass(eq=False)
-class _Shard:
-    shard_id: int
-    run: RunHandle
-    frames: tuple[FrameRef, ...]
-    out_dir: Path | None
-    fmt: str
-    #: How many worker deaths these frames lived through.
-    deaths: int = 0
-    pending: set[int] = field(default_factory=set)
-    worker: _Worker | None = None
-    #: Per frame, its volume slot (``--volume``), or None for the whole shard.
-    targets: tuple[SliceTarget | None, ...] | None = None
-    #: ``protocol.Assign.dicom``: the frames are whole DICOM instances, kept together.
-    dicom: Any = None
-
-    def targets_of(self, indices: Sequence[int]) -> tuple[SliceTarget | None, ...] | None:
-        """The volume slots of frames ``indices``, as the targets of a shard of them."""
-        return None if self.targets is None else tuple(self.targets[i] for i in indices)
-
-
-@dataclass(eq=False)
-class _Worker:
-    number: int
-    process: Process
-    reader: BufferedByteReceiveStream
-    ready: bool = False
-    alive: bool = True
-    load: int = 0
-    shards: set[int] = field(default_factory=set)
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
-
-
-def _alone(shard: _Shard) -> list[tuple[int, ...]]:
-    """The frames a dead worker held without a result (their indices), each to be run
-    again on its own: one by one, or, for DICOM files, one instance at a time (an
-    instance's frames come back together, once it is written, so those without a result
-    are whole instances)."""
-    pending = sorted(shard.pending)
-    if shard.dicom is None:
-        return [(i,) for i in pending]
-    instances: dict[tuple[str, str, str], list[int]] = {}
-    for i in pending:
-        instances.setdefault(shard.frames[i].instance_key, []).append(i)
-    return [tuple(group) for group in instances.values()]
 
 
 class WorkerPool:
@@ -145,9 +77,9 @@ class WorkerPool:
         self.retrier = retrier
         self._numbers = itertools.count()
         self._shard_ids = itertools.count()
-        self._workers: list[_Worker] = []
-        self._shards: dict[int, _Shard] = {}
-        self._queue: collections.deque[_Shard] = collections.deque()
+        self._workers: list[WorkerSlot] = []
+        self._shards: dict[int, Shard] = {}
+        self._queue: collections.deque[Shard] = collections.deque()
         self._changed = anyio.Event()
         self._runs: set[RunHandle] = set()
         self._tg: TaskGroup | None = None
@@ -196,7 +128,7 @@ class WorkerPool:
             await self._wait_changed()
         if run.failed.is_set():
             return
-        shard = _Shard(next(self._shard_ids), run, tuple(frames), out_dir, fmt,
+        shard = Shard(next(self._shard_ids), run, tuple(frames), out_dir, fmt,
                        pending=set(range(len(frames))),
                        targets=tuple(targets) if targets is not None else None, dicom=dicom)
         self._add_shard(shard)
@@ -232,7 +164,7 @@ class WorkerPool:
 
     # Shards.
 
-    def _add_shard(self, shard: _Shard, *, first: bool = False) -> None:
+    def _add_shard(self, shard: Shard, *, first: bool = False) -> None:
         self._shards[shard.shard_id] = shard
         shard.run.open_shards += 1
         if first:
@@ -241,7 +173,7 @@ class WorkerPool:
             self._queue.append(shard)
         self._notify()
 
-    def _close_shard(self, shard: _Shard) -> None:
+    def _close_shard(self, shard: Shard) -> None:
         if self._shards.pop(shard.shard_id, None) is None:
             return
         if shard.worker is not None:
@@ -276,7 +208,7 @@ class WorkerPool:
                 shard.shard_id, str(shard.out_dir) if shard.out_dir is not None else None,
                 shard.fmt, frames, targets=shard.targets, dicom=shard.dicom))
 
-    def _room(self) -> _Worker | None:
+    def _room(self) -> WorkerSlot | None:
         ready = [w for w in self._workers if w.alive and w.ready and w.load < self.max_load]
         return min(ready, key=lambda w: w.load) if ready else None
 
@@ -297,14 +229,15 @@ class WorkerPool:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
             start_new_session=True, env=_worker_environment())
         assert process.stdout is not None
-        worker = _Worker(next(self._numbers), process, BufferedByteReceiveStream(process.stdout))
+        worker = WorkerSlot(next(self._numbers), process,
+                            BufferedByteReceiveStream(process.stdout))
         self._workers.append(worker)
         self.rate.join(worker.number)
         await self._send(worker, protocol.Start(self.settings, self.endpoint_url,
                                                 self._credentials, self.lanes, self.decoders))
         self._tg.start_soon(self._serve_worker, worker)
 
-    async def _send(self, worker: _Worker, message: Any) -> None:
+    async def _send(self, worker: WorkerSlot, message: Any) -> None:
         stdin = worker.process.stdin
         assert stdin is not None
         # If it died, its reader sees the end of its output and deals with it.
@@ -313,7 +246,7 @@ class WorkerPool:
                                      OSError):
                 await stdin.send(protocol.encode(message))
 
-    async def _read(self, worker: _Worker) -> Any:
+    async def _read(self, worker: WorkerSlot) -> Any:
         try:
             head = await worker.reader.receive_exactly(protocol.LENGTH.size)
             (length,) = protocol.LENGTH.unpack(head)
@@ -322,7 +255,7 @@ class WorkerPool:
                 anyio.ClosedResourceError):
             return None
 
-    async def _serve_worker(self, worker: _Worker) -> None:
+    async def _serve_worker(self, worker: WorkerSlot) -> None:
         with anyio.move_on_after(START_TIMEOUT) as waiting:
             ready = await self._read(worker)
         if not isinstance(ready, protocol.Ready):
@@ -345,11 +278,11 @@ class WorkerPool:
         if not self._closing:
             await self._worker_died(worker, started=True, why="died")
 
-    async def _results(self, worker: _Worker, message: protocol.Results) -> None:
+    async def _results(self, worker: WorkerSlot, message: protocol.Results) -> None:
         self.retrier.absorb(message.retries, message.throttled)
         self.rate.report(worker.number, message.sending)
         by_run: dict[RunHandle, list[FrameResult]] = {}
-        done: list[_Shard] = []
+        done: list[Shard] = []
         noted = set(message.noted)
         for (shard_id, index, status, content_type, crc, error, nbytes, path, file_bytes,
              file_crc) in message.items:
@@ -386,7 +319,7 @@ class WorkerPool:
             self._close_shard(shard)
         self._notify()
 
-    async def _worker_died(self, worker: _Worker, *, started: bool, why: str) -> None:
+    async def _worker_died(self, worker: WorkerSlot, *, started: bool, why: str) -> None:
         worker.alive = False
         self.rate.leave(worker.number)
         code = await self._reap(worker)
@@ -407,7 +340,7 @@ class WorkerPool:
             return
         failed: dict[RunHandle, list[FrameResult]] = {}
         for shard in lost:
-            for indices in _alone(shard):
+            for indices in unfinished(shard):
                 alone = tuple(shard.frames[i] for i in indices)
                 if shard.deaths >= 1:  # it was alone, and its worker died again
                     failed.setdefault(shard.run, []).extend(FrameResult(
@@ -415,7 +348,7 @@ class WorkerPool:
                         error="the worker process died twice while it handled this frame "
                         "(a decoder crash, or it was killed)") for ref in alone)
                 else:
-                    self._add_shard(_Shard(next(self._shard_ids), shard.run, alone,
+                    self._add_shard(Shard(next(self._shard_ids), shard.run, alone,
                                            shard.out_dir, shard.fmt, deaths=shard.deaths + 1,
                                            pending=set(range(len(alone))),
                                            targets=shard.targets_of(indices),
@@ -436,7 +369,7 @@ class WorkerPool:
             run.fail(error)
         self._notify()
 
-    async def _reap(self, worker: _Worker) -> int | None:
+    async def _reap(self, worker: WorkerSlot) -> int | None:
         with anyio.move_on_after(STOP_TIMEOUT):
             return await worker.process.wait()
         with contextlib.suppress(ProcessLookupError):
