@@ -49,8 +49,8 @@ def download(tmp_path: Path, endpoint_url: str, seeded: Seeded, faults: Any
     def start(*args: str, env: dict[str, str] | None = None, **terminal: Any) -> TerminalRun:
         command = ["download", "--endpoint-url", endpoint_url,
                    "--datastore-id", seeded.datastore_id, "--image-set-id", seeded.image_set_id,
-                   "--out", str(tmp_path / "out"), "--fetchers", "2", "--decoders", "1",
-                   "--pool", "thread", *args]
+                   "--out", str(tmp_path / "out"), "--workers", "1", "--fetchers", "2",
+                   "--decoders", "1", "--pool", "thread", *args]
         credentials = {"AWS_ACCESS_KEY_ID": "AKIAHIASYNCTEST", "AWS_SECRET_ACCESS_KEY": SECRET,
                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
         run = TerminalRun(command, tmp_path, **terminal,
