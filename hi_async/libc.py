@@ -60,3 +60,23 @@ def die_with_parent(parent_pid: int) -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(0)
+
+
+def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Exit this process (from a daemon thread) once ``parent_pid`` is no longer its
+    parent.
+
+    For processes a parent-death signal cannot cover: the kernel sends that signal when
+    the *thread* that started the process exits, and pool workers are started by whichever
+    thread submits work. Polling costs one system call a second.
+    """
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

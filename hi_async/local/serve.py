@@ -86,6 +86,10 @@ from .server import LocalServer
 
 URL_LINE_PREFIX = "hi_async local stack listening on "
 CREDENTIALS_ENV = "HI_ASYNC_LOCAL_CREDENTIALS"
+#: Set (to "stdin") by a parent that started ``local serve`` for itself: the stack stops
+#: when its stdin reaches end of file, which the kernel makes happen when the parent
+#: exits in any way, SIGKILL included (it held the pipe's only write end).
+OWNER_PIPE_ENV = "HI_ASYNC_LOCAL_OWNER_PIPE"
 #: Where ``local serve`` writes the control token it made, in its data folder.
 CONTROL_TOKEN_FILE = "control-token"
 _READ_PREFIXES = ("Get", "List", "Search")
@@ -229,4 +233,20 @@ async def _serve(config: StackConfig) -> None:
         sys.stdout.write(f"{URL_LINE_PREFIX}{url}\n")
         sys.stdout.flush()
 
+    if os.environ.get(OWNER_PIPE_ENV) == "stdin":
+        _stop_when_owner_goes(loop, stop)
     await run_stack(config, announce, stop, owns_process=True)
+
+
+def _stop_when_owner_goes(loop: asyncio.AbstractEventLoop, stop: anyio.Event) -> None:
+    """Stop (cleanly, state saved) once stdin, the pipe from the owner, is closed."""
+    import threading
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while sys.stdin.buffer.read(4096):
+                pass
+        with contextlib.suppress(RuntimeError):  # the loop already closed: stopping anyway
+            loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=watch, name="owner-pipe", daemon=True).start()

@@ -37,7 +37,7 @@ from .dicom_import.limits import IMPORT_MAX_BYTES, MAX_FRAME_BYTES, MAX_INSTANCE
 from .healthimaging.backend import Backend
 from .healthimaging.ids import ACCOUNT_ID, DEFAULT_REGION
 from .runtime import new_event_loop_factory, run_stack
-from .serve import CREDENTIALS_ENV, URL_LINE_PREFIX, format_credentials
+from .serve import CREDENTIALS_ENV, OWNER_PIPE_ENV, URL_LINE_PREFIX, format_credentials
 from .server import LocalServer
 
 _START_TIMEOUT = 120.0
@@ -103,8 +103,9 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                if pipe is not None:
+                    pipe.close()
             self._proc = None
         if self._thread is not None:
             if self._loop is not None and self._stop is not None and not self._loop.is_closed():
@@ -184,7 +185,12 @@ class LocalStack:
         env[CREDENTIALS_ENV] = format_credentials(c.credentials, c.denied)
         if c.control_token:
             env[CONTROL_TOKEN_ENV] = c.control_token
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        # The stack holds the read end of a pipe whose only write end is ours: it stops
+        # when this process exits, however it exits (a PDEATHSIG would fire when the
+        # starting thread exits, and this may run in a worker thread).
+        env[OWNER_PIPE_ENV] = "stdin"
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True, env=env)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
         if not line.startswith(URL_LINE_PREFIX):

@@ -39,6 +39,7 @@ instance as warnings; ``import_warnings.py`` finds them and says what is then st
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from pydicom.encaps import generate_fragments, generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 
+from ...libc import exit_with_parent
 from ..healthimaging.records import EncodedFrame, ImportWarning, ParsedInstance
 from . import worker_memory
 from .dicom_attrs import split_levels
@@ -137,8 +139,11 @@ class _Refused(Exception):
 
 
 def start_worker(memory_budget: int | None) -> None:
-    """Import pool initializer: cap the worker's memory now that this module is loaded."""
+    """Import pool initializer: exit when the stack does; cap the worker's memory now that
+    this module is loaded."""
+    exit_with_parent(os.getppid())
     worker_memory.limit_memory(memory_budget)
+
 
 
 def convert_p10(input_file: str, data: bytes, storage_format: str = STORAGE_HTJ2K,
