@@ -76,6 +76,12 @@ class Downloader:
         """The retry state every request of this Downloader shares (counts by cause)."""
         return self._aws.retrier
 
+    @property
+    def workers(self) -> WorkerPool | None:
+        """The worker processes, once a download started them (their shared send rate:
+        ``workers.rate``); None before, or when everything runs in this process."""
+        return self._workers
+
     async def __aenter__(self) -> Downloader:
         s = self.settings
         try:

@@ -147,10 +147,22 @@ class RateShare:
     the same epoch say nothing new. Members report what they send with their results.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.epoch = 0
         self.lowest: float | None = None
         self._sending: dict[int, float] = {}
+        self._clock = clock
+        #: The share each member was given at the last cut, and when.
+        self._share: float | None = None
+        self._cut_at = 0.0
+
+    def _member_cap(self, now: float) -> float | None:
+        """The cap each member is under now: its share, grown as SendRate grows it."""
+        if self._share is None:
+            return None
+        t = now - self._cut_at
+        cap = self._share * (1.0 + t * t)
+        return None if cap > SendRate.MAX_RATE else cap
 
     def join(self, member: int) -> None:
         self._sending[member] = 0.0
@@ -167,8 +179,14 @@ class RateShare:
         self.report(member, sending)
         if epoch < self.epoch or not self._sending:
             return None
-        total = sum(self._sending.values()) or sending or SendRate.MIN_RATE
+        now = self._clock()
+        # What a member reported may predate the last cut (it reports with its results):
+        # it cannot be sending more than the cap it is under, as SendRate counts too.
+        cap = self._member_cap(now)
+        total = sum(rate if cap is None else min(rate, cap)
+                    for rate in self._sending.values()) or sending or SendRate.MIN_RATE
         self.epoch = epoch + 1
         cut = max(SendRate.MIN_RATE, 0.5 * total)
         self.lowest = cut if self.lowest is None else min(self.lowest, cut)
-        return cut / len(self._sending)
+        self._share, self._cut_at = cut / len(self._sending), now
+        return self._share

@@ -18,6 +18,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from hi_async import Downloader
 from hi_async.bench.study import import_series
@@ -56,7 +57,7 @@ def main() -> None:
         summary, dl = run_sync(run, settings)
         wall = time.perf_counter() - t0
         stats = stack.stats()
-    retrier, limiter = dl.retrier, dl.limiter
+    retrier = dl.retrier
     by_kind = dict(retrier.by_kind)
     print(json.dumps({
         "benchmark": "faults", "fault_mix": knobs, "frame_size": f"{args.size}x{args.size}",
@@ -65,8 +66,7 @@ def main() -> None:
         "verified_percent": round(100.0 * summary.verified / max(1, summary.frames), 2),
         "retries": summary.retries, "retries_by_kind": by_kind,
         "throttled_429": retrier.throttled, "fetchers": settings.fetchers,
-        "limiter_lowest_concurrency": round(limiter.lowest, 2),
-        "limiter_final_concurrency": round(limiter.limit, 2),
+        **_rate_figures(dl),
         "seconds": round(wall, 3),
         "frames_per_second": round(summary.frames / wall, 1),
         "server_injected_faults": stats.get("faults", {}),
@@ -74,6 +74,18 @@ def main() -> None:
                             for op in ("GetImageFrame", "GetImageSetMetadata")},
         "cpus": os.cpu_count(),
     }, indent=2))
+
+
+def _rate_figures(dl: Downloader) -> dict[str, Any]:
+    """How the send rate reacted to 429s: the rate the worker processes shared, or this
+    process's own concurrency limiter when it ran alone."""
+    if dl.workers is not None:
+        share = dl.workers.rate
+        return {"workers": dl.workers.size, "shared_rate_cuts": share.epoch,
+                "shared_rate_lowest": round(share.lowest, 1) if share.lowest else None}
+    limiter = dl.limiter
+    return {"workers": 1, "limiter_lowest_concurrency": round(limiter.lowest, 2),
+            "limiter_final_concurrency": round(limiter.limit, 2)}
 
 
 if __name__ == "__main__":

@@ -242,9 +242,13 @@ def _stop_when_owner_goes(loop: asyncio.AbstractEventLoop, stop: anyio.Event) ->
     """Stop (cleanly, state saved) once stdin, the pipe from the owner, is closed."""
     import threading
 
+    fd = sys.stdin.fileno()
+
     def watch() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while sys.stdin.buffer.read(4096):
+        # The file descriptor, not sys.stdin: a daemon thread blocked inside a buffered
+        # reader holds its lock, and the interpreter aborts when it finds it held at exit.
+        with contextlib.suppress(OSError):
+            while os.read(fd, 4096):
                 pass
         with contextlib.suppress(RuntimeError):  # the loop already closed: stopping anyway
             loop.call_soon_threadsafe(stop.set)

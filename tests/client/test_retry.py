@@ -217,6 +217,26 @@ def test_a_shared_rate_is_cut_once_per_epoch_and_split_among_its_members() -> No
     assert share.epoch == 2 and share.lowest == pytest.approx(75.0)
 
 
+def test_a_report_from_before_the_last_cut_counts_no_more_than_the_cap_in_force() -> None:
+    from hi_async.aws.sendrate import RateShare
+
+    clock = [0.0]
+    share = RateShare(clock=lambda: clock[0])
+    for member in (1, 2):
+        share.join(member)
+        share.report(member, 400.0)
+    assert share.throttled(1, 0, 400.0) == pytest.approx(200.0)  # 800 / 2, two shares
+    # Member 2 has not reported since the cut: its 400/s predates it. Each member is
+    # capped at 200/s now, so a 429 a moment later halves 400 in all, not 600.
+    clock[0] = 0.01
+    assert share.throttled(1, 1, 150.0) == pytest.approx(0.5 * (150.0 + 200.0) / 2, rel=1e-3)
+    # The cap grows as each member's SendRate grows it (x2 one second after the cut).
+    share.report(1, 500.0)
+    share.report(2, 500.0)
+    clock[0] = 1.01
+    assert share.throttled(2, 2, 500.0) == pytest.approx(0.5 * 2 * (87.5 * 2) / 2, rel=1e-3)
+
+
 def test_an_imposed_rate_replaces_an_older_one_only() -> None:
     from hi_async.aws.sendrate import SendRate
 
