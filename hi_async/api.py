@@ -243,6 +243,7 @@ class Downloader:
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
         if target is not None:
             target = prepare_out_dir(target)
+
         async def work(put: Put[Frame]) -> FrameFailed | None:
             failures: list[FrameResult] = []
 
@@ -296,6 +297,7 @@ class Downloader:
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
         if target is not None:
             target = prepare_out_dir(target)
+
         async def work(put: Put[Volume]) -> FrameFailed | None:
             scratch = None if target is not None else Path(tempfile.mkdtemp(prefix="hi_async-"))
             try:
@@ -348,6 +350,7 @@ class Downloader:
                                  import_job_id=import_job_id, all_image_sets=all_image_sets)
         if target is not None:
             target = prepare_out_dir(target)
+
         async def work(put: Put[Dataset]) -> InstanceFailed | None:
             failures: list[FrameResult] = []
 

@@ -17,6 +17,7 @@ from ..dicom.assembly import DicomShard, InstanceJob
 from ..dicom.pixels import Syntax
 from ..model import FrameResult
 from ..stages.context import RunContext
+from .dispatch import submitting
 from .pool import WorkerPool
 
 
@@ -39,24 +40,14 @@ def cut(first: InstanceJob, more: MemoryObjectReceiveStream[InstanceJob],
 async def run(instances: MemoryObjectReceiveStream[InstanceJob],
               results: MemoryObjectSendStream[list[FrameResult]], ctx: RunContext,
               pool: WorkerPool, *, shard_frames: int, syntax: Syntax) -> None:
-    handle = pool.open_run(results.send)
     out_dir = ctx.work.out_dir
-    try:
-        async with instances:
-            while True:
-                try:
-                    first = await instances.receive()
-                except anyio.EndOfStream:
-                    break
-                shard = cut(first, instances, shard_frames)
-                dicom = DicomShard(syntax, {job.key: job.metadata for job in shard})
-                await pool.submit(handle, [ref for job in shard for ref in job.refs],
-                                  out_dir, "dcm", dicom=dicom)
-                if handle.error is not None:
-                    # The run failed: what the workers hold still comes back first.
-                    await pool.finish_run(handle)
-            await pool.finish_run(handle)
-    finally:
-        ctx.tally.by_worker.update(handle.by_worker)
-        await pool.close_run(handle)
-        results.close()
+    async with submitting(pool, results, ctx) as shards, instances:
+        while True:
+            try:
+                first = await instances.receive()
+            except anyio.EndOfStream:
+                break
+            shard = cut(first, instances, shard_frames)
+            dicom = DicomShard(syntax, {job.key: job.metadata for job in shard})
+            await shards.submit([ref for job in shard for ref in job.refs], out_dir, "dcm",
+                                dicom=dicom)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,9 @@ from hi_async.local.stack import LocalStack
 from hi_async.settings import Settings
 
 from .cases import CASES, Case
+from .importing import import_into_new_datastore
 
 BUCKET = "hi-async-volume-tests"
-ROLE = "arn:aws:iam::123456789012:role/ImportRole"
 KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
@@ -65,31 +64,7 @@ def _import(url: str, root: Path) -> tuple[str, list[str]]:
     for path in sorted(root.rglob("*.dcm")):
         s3.put_object(Bucket=BUCKET, Key=f"in/{path.parent.name}/{path.name}",
                       Body=path.read_bytes())
-    datastore = mi.create_datastore(datastoreName="volume-tests")["datastoreId"]
-    deadline = time.monotonic() + 60
-    while mi.get_datastore(datastoreId=datastore)["datastoreProperties"][
-            "datastoreStatus"] != "ACTIVE":
-        assert time.monotonic() < deadline, "data store never became ACTIVE"
-        time.sleep(0.05)
-    job = mi.start_dicom_import_job(datastoreId=datastore, dataAccessRoleArn=ROLE,
-                                    inputS3Uri=f"s3://{BUCKET}/in/",
-                                    outputS3Uri=f"s3://{BUCKET}/out/")
-    while True:
-        props = mi.get_dicom_import_job(datastoreId=datastore,
-                                        jobId=job["jobId"])["jobProperties"]
-        if props["jobStatus"] in ("COMPLETED", "FAILED"):
-            break
-        assert time.monotonic() < deadline + 120, "import job did not finish"
-        time.sleep(0.05)
-    assert props["jobStatus"] == "COMPLETED", props
-    bucket, key = props["outputS3Uri"][len("s3://"):].split("/", 1)
-    manifest = None
-    while manifest is None:  # the manifest may appear just after COMPLETED
-        try:
-            body = s3.get_object(Bucket=bucket, Key=key + "job-output-manifest.json")["Body"]
-            manifest = json.loads(body.read())["jobSummary"]
-        except s3.exceptions.NoSuchKey:
-            time.sleep(0.05)
+    datastore, manifest = import_into_new_datastore(mi, s3, BUCKET, "volume-tests")
     files = len(list(root.rglob("*.dcm")))
     assert manifest["numberOfImportedFiles"] == files, manifest
     return datastore, [s["imageSetId"] for s in manifest["imageSetsSummary"]]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,9 @@ from hi_async.volumes import VolumeBuffer, VolumePlan, plan_volumes
 from hi_async.volumes.scaling import scaling_for
 from hi_async.volumes.volume import voxel_order
 
+from .importing import import_into_new_datastore
+
 BUCKET = "hi-async-standin-volumes"
-ROLE = "arn:aws:iam::123456789012:role/ImportRole"
 KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 NAMES = ("ct-chest", "ct-pelvis", "mri-head", "mri-breast")
 
@@ -85,30 +85,7 @@ def _import(url: str) -> tuple[str, dict[str, str]]:
             for obj in page.get("Contents", []):
                 s3.copy_object(CopySource={"Bucket": PUBLIC_BUCKET, "Key": obj["Key"]},
                                Bucket=BUCKET, Key=f"in/{obj['Key']}")
-    datastore = mi.create_datastore(datastoreName="standin-volumes")["datastoreId"]
-    deadline = time.monotonic() + 60
-    while mi.get_datastore(datastoreId=datastore)["datastoreProperties"][
-            "datastoreStatus"] != "ACTIVE":
-        assert time.monotonic() < deadline, "data store never became ACTIVE"
-        time.sleep(0.05)
-    job = mi.start_dicom_import_job(datastoreId=datastore, dataAccessRoleArn=ROLE,
-                                    inputS3Uri=f"s3://{BUCKET}/in/",
-                                    outputS3Uri=f"s3://{BUCKET}/out/")["jobId"]
-    while True:
-        props = mi.get_dicom_import_job(datastoreId=datastore, jobId=job)["jobProperties"]
-        if props["jobStatus"] in ("COMPLETED", "FAILED"):
-            break
-        assert time.monotonic() < deadline + 180, "import job did not finish"
-        time.sleep(0.05)
-    assert props["jobStatus"] == "COMPLETED", props
-    bucket, key = props["outputS3Uri"][len("s3://"):].split("/", 1)
-    manifest = None
-    while manifest is None:  # the manifest may appear just after COMPLETED
-        try:
-            body = s3.get_object(Bucket=bucket, Key=key + "job-output-manifest.json")["Body"]
-            manifest = json.loads(body.read())["jobSummary"]
-        except s3.exceptions.NoSuchKey:
-            time.sleep(0.05)
+    datastore, manifest = import_into_new_datastore(mi, s3, BUCKET, "standin-volumes")
     by_series = {uid(PUBLIC_SERIES[n].folder, "series"): n for n in NAMES}
     image_sets: dict[str, str] = {}
     for found in manifest["imageSetsSummary"]:

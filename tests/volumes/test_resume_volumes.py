@@ -19,26 +19,13 @@ import pytest
 
 import hi_async
 from hi_async.volumes import buffer_path, volume_path
+from tests.faults.conftest import frames_served
+from tests.faults.test_crash import _settled_count
 
 from .standins import StandIns, check_nifti
 from .test_download_volumes import ENV, settings
 
 STUDY = "ct-pelvis"  # 57 frames of 512 x 512
-
-
-def served(local_stack: Any) -> int:
-    return sum(local_stack.stats()["requests"].get("GetImageFrame", {}).values())
-
-
-def settled(local_stack: Any, latency_s: float) -> int:
-    """The frames served once the requests a killed client left in flight are answered
-    (the stack counts a request when its delay is over)."""
-    count = served(local_stack)
-    while True:
-        time.sleep(latency_s * 3)
-        if (now := served(local_stack)) == count:
-            return count
-        count = now
 
 
 def download(url: str, standins: StandIns, out: Path, name: str = STUDY,
@@ -76,14 +63,14 @@ def test_ctrl_c_then_a_rerun_completes_the_volume(
     kept = len(index.read_text().splitlines())
     assert 1 <= kept < 57
     faults(latency_ms=0)
-    before = settled(local_stack, 0.15)
+    before = _settled_count(local_stack)  # the killed run's requests answered
     done = subprocess.run(args, env={**os.environ, **ENV}, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "volumes: 1 written" in done.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["resumed"] == kept and summary["verified"] == 57
-    assert served(local_stack) - before == 57 - kept  # what it had was read back
+    assert frames_served(local_stack) - before == 57 - kept  # what it had was read back
     check_nifti(volume_path(tmp_path, study.plan, "nifti"), study)
 
 
@@ -108,9 +95,9 @@ def test_resumed_frames_are_read_back_and_damaged_ones_fetched_again(
     damaged = tmp_path / json.loads(lines[0])["path"]
     damaged.write_bytes(damaged.read_bytes()[:-64] + bytes(64))
 
-    before = served(local_stack)
+    before = frames_served(local_stack)
     second = download(endpoint_url, standins, tmp_path, output_format=fmt, volume="nifti")
-    assert second.ok and served(local_stack) - before == 5 + 1
+    assert second.ok and frames_served(local_stack) - before == 5 + 1
     assert second.resumed == 57 - 5 - 1
     assert second.volumes is not None and second.volumes[0]["status"] == "written"
     assert nifti.read_bytes() == original.read_bytes()
@@ -118,9 +105,9 @@ def test_resumed_frames_are_read_back_and_damaged_ones_fetched_again(
 
     # Everything in place: nothing fetched, nothing read, the volume kept as it is.
     mtime = nifti.stat().st_mtime_ns
-    before = served(local_stack)
+    before = frames_served(local_stack)
     third = download(endpoint_url, standins, tmp_path, output_format=fmt, volume="nifti")
-    assert served(local_stack) == before and third.resumed == 57
+    assert frames_served(local_stack) == before and third.resumed == 57
     assert third.volumes is not None and third.volumes[0]["status"] == "kept"
     assert nifti.stat().st_mtime_ns == mtime
 
@@ -131,10 +118,10 @@ def test_without_frame_files_a_rerun_fetches_what_the_volume_needs(
     download(endpoint_url, standins, tmp_path, "mri-head", output_format="none", volume="npy")
     npy = volume_path(tmp_path, study.plan, "npy")
     npy.unlink()
-    before = served(local_stack)
+    before = frames_served(local_stack)
     again = download(endpoint_url, standins, tmp_path, "mri-head", output_format="none",
                      volume="npy")
-    assert served(local_stack) - before == 192 and again.resumed == 0
+    assert frames_served(local_stack) - before == 192 and again.resumed == 0
     assert again.volumes is not None and again.volumes[0]["status"] == "written"
     assert npy.is_file()
 
