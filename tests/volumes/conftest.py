@@ -5,29 +5,21 @@ the same files converted by dcm2niix. Built once per session (about ten seconds)
 
 from __future__ import annotations
 
-import gzip
-import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
-import boto3
 import numpy as np
 import pytest
-from botocore.config import Config
 
-import hi_async
 from hi_async.local.stack import LocalStack
-from hi_async.settings import Settings
 
 from .cases import CASES, Case
-from .importing import import_into_new_datastore
+from .importing import clients, import_into_new_datastore, metadata, verified_pixels
 
 BUCKET = "hi-async-volume-tests"
-KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
 @dataclass
@@ -57,9 +49,7 @@ def dcm2niix_binary() -> str:
 
 def _import(url: str, root: Path) -> tuple[str, list[str]]:
     """Upload ``root`` to S3 and import it with StartDICOMImportJob; (data store, image sets)."""
-    kw: dict[str, Any] = dict(endpoint_url=url, region_name="us-east-1",
-                              config=Config(inject_host_prefix=False), **KEYS)
-    s3, mi = boto3.client("s3", **kw), boto3.client("medical-imaging", **kw)
+    s3, mi = clients(url)
     s3.create_bucket(Bucket=BUCKET)
     for path in sorted(root.rglob("*.dcm")):
         s3.put_object(Bucket=BUCKET, Key=f"in/{path.parent.name}/{path.name}",
@@ -68,29 +58,6 @@ def _import(url: str, root: Path) -> tuple[str, list[str]]:
     files = len(list(root.rglob("*.dcm")))
     assert manifest["numberOfImportedFiles"] == files, manifest
     return datastore, [s["imageSetId"] for s in manifest["imageSetsSummary"]]
-
-
-def _metadata(url: str, datastore: str, image_set_id: str) -> dict[str, Any]:
-    mi = boto3.client("medical-imaging", endpoint_url=url, region_name="us-east-1",
-                      config=Config(inject_host_prefix=False), **KEYS)
-    blob = mi.get_image_set_metadata(datastoreId=datastore, imageSetId=image_set_id)
-    doc: dict[str, Any] = json.loads(gzip.decompress(blob["imageSetMetadataBlob"].read()))
-    return doc
-
-
-def _frames(url: str, datastore: str, image_sets: list[str]) -> dict[str, np.ndarray]:
-    """Every frame, decoded and CRC-verified by the library."""
-    settings = Settings(endpoint_url=url, region="us-east-1", access_key_id="test",
-                        secret_access_key="test", fetchers=8, decoders=2, pool="thread")
-    pixels: dict[str, np.ndarray] = {}
-
-    async def main() -> None:
-        async with hi_async.Downloader(settings) as dl:
-            async for frame in dl.frames(datastore, image_set_ids=image_sets, want="pixels"):
-                pixels[frame.ref.image_frame_id] = frame.pixels
-
-    anyio.run(main)
-    return pixels
 
 
 @pytest.fixture(scope="session")
@@ -102,10 +69,10 @@ def volume_study(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFacto
     datastore, image_sets = _import(local_stack.url, root)
     docs = {}
     for image_set_id in image_sets:
-        doc = _metadata(local_stack.url, datastore, image_set_id)
+        doc = metadata(local_stack.url, datastore, image_set_id)
         (series_uid,) = doc["Study"]["Series"]
         docs[series_uid] = (image_set_id, doc)
-    pixels = _frames(local_stack.url, datastore, image_sets)
+    pixels = verified_pixels(local_stack.url, datastore, image_sets)
     binary = dcm2niix_binary()
     cases = {}
     for case in CASES:

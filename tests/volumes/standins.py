@@ -8,34 +8,27 @@ tests' path); the pipeline's files must hold exactly those voxels and that geome
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
-import boto3
 import nibabel as nib
 import numpy as np
 import pytest
-from botocore.config import Config
 from PIL import Image
 
-import hi_async
 from hi_async.local.data.public_data import PUBLIC_BUCKET
 from hi_async.local.data.synthetic import PUBLIC_SERIES, generate_series, uid
 from hi_async.local.stack import LocalStack
-from hi_async.settings import Settings
 from hi_async.volumes import VolumeBuffer, VolumePlan, plan_volumes
 from hi_async.volumes.scaling import scaling_for
 from hi_async.volumes.volume import voxel_order
 
-from .importing import import_into_new_datastore
+from .importing import clients, import_into_new_datastore, metadata, verified_pixels
 
 BUCKET = "hi-async-standin-volumes"
-KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 NAMES = ("ct-chest", "ct-pelvis", "mri-head", "mri-breast")
 
 
@@ -67,16 +60,10 @@ class StandIns:
         return [self.studies[n].image_set_id for n in names or NAMES]
 
 
-def _clients(url: str) -> tuple[Any, Any]:
-    kw: dict[str, Any] = dict(endpoint_url=url, region_name="us-east-1",
-                              config=Config(inject_host_prefix=False), **KEYS)
-    return boto3.client("s3", **kw), boto3.client("medical-imaging", **kw)
-
-
 def _import(url: str) -> tuple[str, dict[str, str]]:
     """Copy the four folders of the public bucket and import them in one job; returns
     (data store, study name → image set ID)."""
-    s3, mi = _clients(url)
+    s3, mi = clients(url)
     s3.create_bucket(Bucket=BUCKET)
     for name in NAMES:
         folder = PUBLIC_SERIES[name].folder
@@ -96,31 +83,10 @@ def _import(url: str) -> tuple[str, dict[str, str]]:
     return datastore, image_sets
 
 
-def metadata(url: str, datastore: str, image_set_id: str) -> dict[str, Any]:
-    _, mi = _clients(url)
-    blob = mi.get_image_set_metadata(datastoreId=datastore, imageSetId=image_set_id)
-    doc: dict[str, Any] = json.loads(gzip.decompress(blob["imageSetMetadataBlob"].read()))
-    return doc
-
-
-def _pixels(url: str, datastore: str, image_sets: list[str]) -> dict[str, np.ndarray]:
-    settings = Settings(endpoint_url=url, region="us-east-1", access_key_id="test",
-                        secret_access_key="test", workers=1, fetchers=16, decoders=2)
-    pixels: dict[str, np.ndarray] = {}
-
-    async def main() -> None:
-        async with hi_async.Downloader(settings) as dl:
-            async for frame in dl.frames(datastore, image_set_ids=image_sets, want="pixels"):
-                pixels[frame.ref.image_frame_id] = frame.pixels
-
-    anyio.run(main)
-    return pixels
-
-
 @pytest.fixture(scope="session")
 def standins(local_stack: LocalStack) -> StandIns:
     datastore, image_sets = _import(local_stack.url)
-    pixels = _pixels(local_stack.url, datastore, list(image_sets.values()))
+    pixels = verified_pixels(local_stack.url, datastore, list(image_sets.values()))
     found = StandIns(datastore)
     for name, image_set_id in image_sets.items():
         doc = metadata(local_stack.url, datastore, image_set_id)
