@@ -34,7 +34,7 @@ from .aws.retry import AimdLimiter, Retrier
 from .aws.session import AwsSession
 from .errors import FrameFailed, UsageError
 from .event_loop import run_sync
-from .folder_lock import FolderLock
+from .folder_lock import sole_writer
 from .image_sets import select
 from .journal import write_summary
 from .model import Frame, FrameRef, FrameResult, FrameStatus, ImageSetRef, Summary
@@ -199,7 +199,7 @@ class Downloader:
         local = workers is None and dispatcher is None
         ctx = self._context(target, pool=self._decode_pool() if local else None,
                             progress=progress, volumes=volumes)
-        with FolderLock(target) if target is not None else contextlib.nullcontext():
+        with sole_writer(target):
             summary = await run_pipeline(ctx, source, pool=workers, dispatcher=dispatcher)
             if target is not None:
                 write_summary(target, summary.to_json())
@@ -255,7 +255,7 @@ class Downloader:
 
             ctx = self._context(target, pool=self._decode_pool(),
                                 want_pixels=want == "pixels", on_result=forward)
-            with FolderLock(target) if target is not None else contextlib.nullcontext():
+            with sole_writer(target):
                 await run_pipeline(ctx, source)
             if not failures:
                 return None
@@ -307,7 +307,7 @@ class Downloader:
                 workers = await self._worker_pool()
                 ctx = self._context(target, pool=None if workers else self._decode_pool(),
                                     volumes=assembly)
-                with FolderLock(target) if target is not None else contextlib.nullcontext():
+                with sole_writer(target):
                     summary = await run_pipeline(ctx, source, pool=workers)
                     if target is not None:
                         write_summary(target, summary.to_json())
@@ -362,7 +362,7 @@ class Downloader:
             ctx = self._context(target, pool=self._decode_pool(), want_pixels=True,
                                 fmt="dcm", on_result=collect,
                                 dicom=DicomOptions(options_syntax, on_instance=put))
-            with FolderLock(target) if target is not None else contextlib.nullcontext():
+            with sole_writer(target):
                 await run_pipeline(ctx, source)
             if not failures:
                 return None

@@ -75,3 +75,9 @@ def _holder(fd: int) -> str:
     except OSError:
         return ""
     return f" (PID {text})" if text.isdigit() else ""
+
+
+def sole_writer(out_dir: Path | None) -> contextlib.AbstractContextManager[object]:
+    """This process as the one writer of ``out_dir`` while in the block; nothing to lock
+    when there is no output folder."""
+    return FolderLock(out_dir) if out_dir is not None else contextlib.nullcontext()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from .options import add_network_options, add_volume_arguments, folder, network_settings
 
 if TYPE_CHECKING:
+    from ..model import Summary
     from ..settings import Settings
 
 
@@ -70,10 +71,9 @@ def _download(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..event_loop import run_sync
     from ..image_sets import validate_selection
-    from ..model import Summary
     from ..paths import prepare_out_dir
     from ..settings import Settings
-    from .progress import Progress, format_summary, report_failures
+    from .progress import Progress
 
     if args.dcm_syntax is not None and args.format != "dcm":
         raise UsageError("--dcm-syntax applies to DICOM files only",
@@ -106,24 +106,14 @@ def _download(args: argparse.Namespace) -> int:
                     out_dir=out, progress=progress,
                 )
 
-    summary = run_sync(main, settings)
-    report_failures(summary)
-    print(format_summary(summary), file=sys.stdout)
-    if summary.volumes is not None:
-        from .volumes import count_line, notes
-
-        for line in notes(summary.volumes):
-            print(line, file=sys.stderr)
-        print(count_line(summary.volumes), file=sys.stdout)
-    return 0 if summary.ok else 1
+    return _report(run_sync(main, settings))
 
 
 def _on_ray(args: argparse.Namespace, settings: Settings, out: Path) -> int:
     """``download --ray ADDRESS``: the same run with its frames done on a Ray cluster."""
     from ..event_loop import run_sync
-    from ..model import Summary
     from ..ray import require_ray
-    from .progress import Progress, format_summary, report_failures
+    from .progress import Progress
 
     require_ray()  # before anything else: without Ray, say how to install it
     from ..ray.cluster import ClusterOptions, download_async
@@ -139,7 +129,20 @@ def _on_ray(args: argparse.Namespace, settings: Settings, out: Path) -> int:
                 import_job_id=args.import_job_id, all_image_sets=args.all, out_dir=out,
                 address=args.ray, settings=settings, options=options, progress=progress)
 
-    summary = run_sync(main, settings)
+    return _report(run_sync(main, settings))
+
+
+def _report(summary: Summary) -> int:
+    """The failures on stderr, the summary line (and the volumes' counts) on stdout; the
+    exit code."""
+    from .progress import format_summary, report_failures
+
     report_failures(summary)
     print(format_summary(summary), file=sys.stdout)
+    if summary.volumes is not None:
+        from .volumes import count_line, notes
+
+        for line in notes(summary.volumes):
+            print(line, file=sys.stderr)
+        print(count_line(summary.volumes), file=sys.stdout)
     return 0 if summary.ok else 1

@@ -145,7 +145,6 @@ def start_worker(memory_budget: int | None) -> None:
     worker_memory.limit_memory(memory_budget)
 
 
-
 def convert_p10(input_file: str, data: bytes, storage_format: str = STORAGE_HTJ2K,
                 limits: ImportLimits | None = None) -> ParsedInstance | ConvertFailure:
     """Parse and transcode one file. Never raises: every problem becomes a failure.
