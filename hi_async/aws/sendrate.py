@@ -8,6 +8,13 @@ from collections.abc import Callable
 import anyio
 
 
+def grown_cap(cut_rate: float, seconds: float) -> float | None:
+    """The cap ``seconds`` after a cut to ``cut_rate``: it grows with the square of the
+    time (x2 after 1 s, x10 after 3 s); None once it is far above anything sent."""
+    cap = cut_rate * (1.0 + seconds * seconds)
+    return None if cap > SendRate.MAX_RATE else cap
+
+
 class SendRate:
     """The client's send rate: unlimited until the service throttles, then adaptive.
 
@@ -56,11 +63,9 @@ class SendRate:
         """The cap now, in requests per second; None while there is none."""
         if self._cut_rate is None:
             return None
-        t = self._clock() - self._last_cut
-        cap = self._cut_rate * (1.0 + t * t)
-        if cap > self.MAX_RATE:
+        cap = grown_cap(self._cut_rate, self._clock() - self._last_cut)
+        if cap is None:
             self._cut_rate = None
-            return None
         return cap
 
     async def acquire(self) -> int:
@@ -158,11 +163,7 @@ class RateShare:
 
     def _member_cap(self, now: float) -> float | None:
         """The cap each member is under now: its share, grown as SendRate grows it."""
-        if self._share is None:
-            return None
-        t = now - self._cut_at
-        cap = self._share * (1.0 + t * t)
-        return None if cap > SendRate.MAX_RATE else cap
+        return None if self._share is None else grown_cap(self._share, now - self._cut_at)
 
     def join(self, member: int) -> None:
         self._sending[member] = 0.0
