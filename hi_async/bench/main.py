@@ -108,7 +108,7 @@ def run(opts: Options) -> dict[str, Any]:
         runs["jph-0ms"] = clients.hi_async(target, st.datastore_id, everything, "jph",
                                            label="jph-0ms", keep=True)
         _log("decode ceiling and bare decode + zlib.crc32 (no network)")
-        runs["ceiling"] = clients.ceiling(target.workdir / "jph-0ms",
+        runs["ceiling"] = clients.ceiling(Path(runs["jph-0ms"]["outDir"]),
                                           {"ct": st.ct.image_sets, "mr": st.mr.image_sets,
                                            "mr-1x": st.mr.image_sets[:1]},
                                           decoders=None, pool="thread")

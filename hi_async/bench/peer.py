@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +45,7 @@ def _frames_in(paths: list[Path]) -> int:
 def run(binary: Path, target: Target, metadata: list[Path], fmt: str, threads: int, *,
         decoders: int | None = None) -> dict[str, Any]:
     """One run of the peer; its measured result."""
-    workdir = target.workdir / f"peer-{fmt}-{threads}"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = target.fresh_folder(f"peer-{fmt}-{threads}")
     cmd = [str(binary), "-e", target.url, "-f", fmt, "-c", str(threads)]
     if decoders is not None:  # else its own default (ten decode threads)
         cmd += ["-d", str(decoders)]
@@ -62,7 +59,7 @@ def run(binary: Path, target: Target, metadata: list[Path], fmt: str, threads: i
     files = [p for p in workdir.rglob(f"*{suffix}")]
     written = len(files)
     nbytes = sum(p.stat().st_size for p in files)
-    shutil.rmtree(workdir, ignore_errors=True)
+    target.retire(workdir)
     expected = _frames_in(metadata)
     return {
         "mode": "peer-cpp", "label": f"peer-{fmt}-c{threads}", "format": fmt,
