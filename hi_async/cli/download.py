@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verify-existing", action="store_true",
                    help="on resume, decode the files already there and check their pixels "
                    "too (by default their size and checksum are checked)")
+    p.add_argument("--keep-page-cache", action="store_true",
+                   help="leave the written files in the page cache (by default they leave "
+                   "it once stable: a bulk download does not read them back)")
     p.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
                    help="where stderr is no terminal, a progress line this often "
                    "(default 5; 0: none)")
@@ -82,7 +85,8 @@ def _download(args: argparse.Namespace) -> int:
         endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
         workers=args.workers, fetchers=args.fetchers, decoders=args.decoders, pool=args.pool,
         output_format=args.format, dcm_syntax=args.dcm_syntax, resume=not args.no_resume,
-        verify_existing=args.verify_existing, **network_settings(args),
+        verify_existing=args.verify_existing, keep_page_cache=args.keep_page_cache,
+        **network_settings(args),
         volume=args.volume, preview=args.preview,
     )
     out = args.out

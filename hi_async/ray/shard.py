@@ -29,7 +29,7 @@ from typing import Any
 
 import anyio
 
-from ..durability import make_stable
+from ..durability import make_stable, release_cached
 from ..errors import HiAsyncError, OutputError, first_error
 from ..model import FrameRef, FrameResult, FrameStatus
 from ..stages import frames
@@ -120,6 +120,9 @@ def run_shard(job: ShardJob, shard: tuple[FrameRef, ...], broker: Any,
             # Not stable, so not to be journaled: the frames count as not done.
             outcome.items = []
             outcome.error = (type(exc).__name__, exc.message, exc.hint)
+        else:
+            if not job.access.settings.keep_page_cache:
+                release_cached(written)
     return outcome
 
 

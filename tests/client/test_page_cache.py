@@ -1,0 +1,113 @@
+"""Written frames leave the page cache once stable, unless asked to stay.
+
+Residency is read with ``mincore(2)`` on a private mapping of each file: which of its
+pages the page cache holds. Where the file system ignores ``POSIX_FADV_DONTNEED``
+(tmpfs keeps its pages: they are the files), the checks are skipped, and say so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hi_async import Downloader
+from hi_async.durability import release_cached
+from hi_async.settings import Settings
+from tests.local.helpers import Seeded
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+
+
+def cached_pages(path: Path) -> tuple[int, int]:
+    """(pages of ``path`` in the page cache, pages in all)."""
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    with open(path, "rb") as fh:
+        mapping = mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_COPY)
+    try:
+        anchor = ctypes.c_char.from_buffer(mapping)
+        vector = (ctypes.c_ubyte * pages)()
+        try:
+            if _libc.mincore(ctypes.addressof(anchor), size, vector) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+        finally:
+            del anchor
+    finally:
+        mapping.close()
+    return sum(v & 1 for v in vector), pages
+
+
+@pytest.fixture
+def drops_pages(tmp_path: Path) -> None:
+    """Skip where a clean file's pages stay cached after POSIX_FADV_DONTNEED."""
+    probe = tmp_path / "probe"
+    probe.write_bytes(os.urandom(16 * mmap.PAGESIZE))
+    with open(probe, "rb+") as fh:
+        os.fsync(fh.fileno())
+    release_cached([str(probe)])
+    resident, _ = cached_pages(probe)
+    probe.unlink()
+    if resident:
+        pytest.skip(f"the file system of {tmp_path} keeps pages despite "
+                    "POSIX_FADV_DONTNEED (tmpfs does)")
+
+
+def _files(out: Path) -> list[Path]:
+    files = sorted(out.rglob("*.raw"))
+    assert files, f"no frame file under {out}"
+    return files
+
+
+async def test_written_frames_leave_the_page_cache_once_stable(
+        settings: Settings, seeded_sets: list[Seeded], tmp_path: Path,
+        drops_pages: None) -> None:
+    sets = seeded_sets[:2]
+    async with Downloader(settings.replace(output_format="raw")) as dl:
+        summary = await dl.download(sets[0].datastore_id,
+                                    image_set_ids=[s.image_set_id for s in sets],
+                                    out_dir=tmp_path / "out")
+    assert summary.verified == summary.frames == 9
+    files = _files(tmp_path / "out")
+    assert len(files) == 9
+    assert [cached_pages(f)[0] for f in files] == [0] * 9
+    # The journal, which a rerun reads first, stays cached.
+    assert cached_pages(tmp_path / "out" / "index.jsonl")[0] > 0
+
+
+async def test_keep_page_cache_leaves_them_cached(
+        settings: Settings, seeded_sets: list[Seeded], tmp_path: Path,
+        drops_pages: None) -> None:
+    sets = seeded_sets[:1]
+    async with Downloader(settings.replace(output_format="raw",
+                                           keep_page_cache=True)) as dl:
+        summary = await dl.download(sets[0].datastore_id,
+                                    image_set_ids=[sets[0].image_set_id],
+                                    out_dir=tmp_path / "out")
+    assert summary.verified == 5
+    for path in _files(tmp_path / "out"):
+        resident, pages = cached_pages(path)
+        assert resident == pages, f"{path.name}: {resident} of {pages} pages cached"
+
+
+def test_the_command_line_keeps_them_cached_when_asked(
+        endpoint_url: str, aws_env: dict[str, str], seeded_sets: list[Seeded],
+        tmp_path: Path, drops_pages: None) -> None:
+    seeded = seeded_sets[0]
+    outcome = {}
+    for flag in ("", "--keep-page-cache"):
+        out = tmp_path / (flag or "default")
+        args = [sys.executable, "-m", "hi_async", "download", "--endpoint-url", endpoint_url,
+                "--datastore-id", seeded.datastore_id, "--image-set-id", seeded.image_set_id,
+                "--out", str(out), "--format", "raw", "--workers", "2", "--quiet"]
+        done = subprocess.run(args + ([flag] if flag else []), env={**os.environ, **aws_env},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        outcome[flag] = sum(cached_pages(f)[0] for f in _files(out))
+    assert outcome[""] == 0 and outcome["--keep-page-cache"] > 0
