@@ -3,12 +3,16 @@ client: what the lean data plane needs to sign its requests.
 
 The credential chain is botocore's own (environment, shared files and ``--profile``,
 SSO, ``credential_process``, container and instance roles), read through a plain
-botocore session; nothing is cached or written anywhere. Credentials that do not expire
-can be handed, in memory, to worker processes, which then need no chain of their own.
+botocore session, except for its first link, static keys in the environment, which is
+read here without loading botocore; nothing is cached or written anywhere. Credentials
+that do not expire can be handed, in memory, to worker processes, which then need no
+chain of their own.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigurationError, CredentialsError
@@ -105,6 +109,25 @@ def control_plane_url(settings: Settings, region: str) -> str:
     return f"https://{SERVICE}.{region}.{suffix}"
 
 
+def from_environment(settings: Settings,
+                     environ: Mapping[str, str] = os.environ) -> Frozen | None:
+    """The credentials the standard chain takes first, read without loading botocore
+    (about 0.15 s of a short run's start-up, before any worker could start): the access
+    key and secret in the environment, with ``AWS_SECURITY_TOKEN`` or else
+    ``AWS_SESSION_TOKEN``. None, leaving the chain to botocore, when a profile is named
+    (the chain then skips the environment), when the environment's credentials expire
+    (``AWS_CREDENTIAL_EXPIRATION``: refreshable) or when they are incomplete (botocore
+    says which variable is missing)."""
+    if settings.profile:
+        return None
+    key = environ.get("AWS_ACCESS_KEY_ID", "")
+    secret = environ.get("AWS_SECRET_ACCESS_KEY", "")
+    if not key or not secret or environ.get("AWS_CREDENTIAL_EXPIRATION"):
+        return None
+    token = environ.get("AWS_SECURITY_TOKEN") or environ.get("AWS_SESSION_TOKEN") or None
+    return key, secret, token
+
+
 class CredentialSource:
     """Frozen credentials for each request: given ones, or the standard chain's."""
 
@@ -123,6 +146,9 @@ class CredentialSource:
         """Find credentials in the chain (blocking: may ask a credential process or an
         instance role): call it off the event loop."""
         if self._frozen is not None or self._chain is not None:
+            return
+        self._frozen = from_environment(self._settings)
+        if self._frozen is not None:
             return
         import botocore.exceptions as bx
 
