@@ -7,8 +7,6 @@ pages the page cache holds. Where the file system ignores ``POSIX_FADV_DONTNEED`
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import os
 import subprocess
 import sys
@@ -17,44 +15,15 @@ from pathlib import Path
 import pytest
 
 from hi_async import Downloader
-from hi_async.durability import release_cached
 from hi_async.settings import Settings
 from tests.local.helpers import Seeded
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-
-
-def cached_pages(path: Path) -> tuple[int, int]:
-    """(pages of ``path`` in the page cache, pages in all)."""
-    size = path.stat().st_size
-    pages = -(-size // mmap.PAGESIZE)
-    with open(path, "rb") as fh:
-        mapping = mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_COPY)
-    try:
-        anchor = ctypes.c_char.from_buffer(mapping)
-        vector = (ctypes.c_ubyte * pages)()
-        try:
-            if _libc.mincore(ctypes.addressof(anchor), size, vector) != 0:
-                raise OSError(ctypes.get_errno(), "mincore")
-        finally:
-            del anchor
-    finally:
-        mapping.close()
-    return sum(v & 1 for v in vector), pages
+from tests.page_cache import cached_pages, drops_clean_pages
 
 
 @pytest.fixture
 def drops_pages(tmp_path: Path) -> None:
     """Skip where a clean file's pages stay cached after POSIX_FADV_DONTNEED."""
-    probe = tmp_path / "probe"
-    probe.write_bytes(os.urandom(16 * mmap.PAGESIZE))
-    with open(probe, "rb+") as fh:
-        os.fsync(fh.fileno())
-    release_cached([str(probe)])
-    resident, _ = cached_pages(probe)
-    probe.unlink()
-    if resident:
+    if not drops_clean_pages(tmp_path):
         pytest.skip(f"the file system of {tmp_path} keeps pages despite "
                     "POSIX_FADV_DONTNEED (tmpfs does)")
 

@@ -21,6 +21,7 @@ from hi_async.model import FrameResult
 from tests.client.conftest import local_settings
 from tests.faults.conftest import faults, frames_served, injected, leftovers
 from tests.local.helpers import seed_image_set
+from tests.page_cache import cached_pages, drops_clean_pages
 
 from .conftest import LocalCluster, shard_workers
 
@@ -48,6 +49,8 @@ async def test_every_frame_is_verified_once_with_work_on_both_nodes(
     assert {e["status"] for e in entries} == {"verified"}
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert doc["nodes"] == summary.nodes
+    if drops_clean_pages(tmp_path):  # tmpfs keeps its pages: they are the files
+        assert sum(cached_pages(tmp_path / e["path"])[0] for e in entries) == 0
 
 
 class _RemoveANodeAfter:
