@@ -36,7 +36,7 @@ def _bench(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
-    return _bench(tmp_path_factory.mktemp("bench"))
+    return _bench(tmp_path_factory.mktemp("bench"), "--rounds", "2")
 
 
 def test_every_mode_verifies_every_frame_of_the_same_study(quick: tuple[dict, str]) -> None:
@@ -53,6 +53,10 @@ def test_every_mode_verifies_every_frame_of_the_same_study(quick: tuple[dict, st
     for fmt in ("none", "jph", "npy", "raw", "dcm"):
         assert runs[f"fmt-{fmt}"]["frames"] == everything, fmt
     assert len(runs["fmt-raw"]["workers"]) >= 1 and not runs["fmt-raw-1w"]["workers"]
+    for name in ("fmt-none", "fmt-jph", "fmt-npy", "fmt-raw", "fmt-raw-1w", "fmt-none-1w"):
+        rounds = runs[name]["rounds"]  # --rounds 2: both kept, the slower one chosen
+        assert len(rounds) == 2 and all(r["verified"] == everything for r in rounds), name
+        assert runs[name]["framesPerSecond"] == min(r["framesPerSecond"] for r in rounds)
     assert runs["sequential"]["frames"] == everything  # --quick: the whole tiny study
     assert runs["mr-10x"]["frames"] == 10 * runs["mr-1x"]["frames"] == study["mr"]["frames"]
     groups = runs["ceiling"]["groups"]
@@ -165,3 +169,19 @@ def test_the_cpp_sample_runs_as_a_column_on_the_same_frames(tmp_path: Path) -> N
     for name in ("rawVsPeer", "jphVsPeer", "jphVsPeerRaw"):
         assert targets[name]["status"] in ("PASS", "MISS"), name
     assert "| peer-raw |" in stdout
+
+
+def test_the_median_round_is_kept_and_a_failed_round_is_not_hidden() -> None:
+    from hi_async.bench.report import derive, median_round
+
+    def run(fps: float, verified: int = 10) -> dict[str, Any]:
+        return {"mode": "hi_async", "framesPerSecond": fps, "frames": 10,
+                "verified": verified, "cpuMsPerFrame": 1.0, "wallSeconds": 10 / fps}
+
+    kept = median_round([run(300.0), run(100.0), run(200.0)])
+    assert kept["framesPerSecond"] == 200.0
+    assert [r["framesPerSecond"] for r in kept["rounds"]] == [300.0, 100.0, 200.0]
+    assert derive({"fmt-raw": kept}, 50.0, 5.0)["allFramesVerified"]
+    short = median_round([run(300.0, verified=9), run(100.0), run(200.0)])
+    assert short["verified"] == 10  # the median round verified all: the other did not
+    assert not derive({"fmt-raw": short}, 50.0, 5.0)["allFramesVerified"]

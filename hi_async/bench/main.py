@@ -3,10 +3,11 @@
 One local stack (server in its own process) holds one imported study: a CT series
 (512x512, 16-bit) and ten MR series (256x256). The run measures, on those frames:
 
-- at ``--peer-latency-ms`` (5 ms): hi_async writing each output format (``none``, ``jph``,
-  ``npy``, ``raw``, and ``dcm``: a DICOM file per instance, frames as stored) with its
-  worker processes, ``raw`` and ``none`` with one worker (all in one process), and AWS's
-  C++ sample (``--peer-cpp``) writing ``raw`` and ``jph`` files;
+- at ``--peer-latency-ms`` (5 ms), in ``--rounds`` rounds (the median round kept):
+  hi_async writing each output format (``none``, ``jph``, ``npy``, ``raw``) with its
+  worker processes, AWS's C++ sample (``--peer-cpp``) writing ``raw`` and ``jph`` files,
+  and hi_async's ``raw`` and ``none`` with one worker (all in one process); then, once,
+  ``dcm`` (a DICOM file per instance, frames as stored);
 - at ``--latency-ms`` (50 ms): the sequential client (AWS's Python example's algorithm)
   on a sample, hi_async on everything, and hi_async on one MR series and on all ten (the
   10x pair for marginal CPU and memory);
@@ -58,10 +59,13 @@ class Options:
     #: The Ray section (hi_async.bench.ray_scaling): 1 vs 2 nodes, Dataset vs frames().
     ray: bool = False
     workers: int | None = None
+    #: Rounds of the runs at ``peer_latency_ms`` (each format, 1 worker, the C++ sample).
+    rounds: int = 3
 
     @classmethod
     def quick_defaults(cls, **kw: Any) -> Options:
-        base: dict[str, Any] = dict(quick=True, frames=20, ct_frames=4, sequential_frames=0)
+        base: dict[str, Any] = dict(quick=True, frames=20, ct_frames=4, sequential_frames=0,
+                                    rounds=1)
         base.update({k: v for k, v in kw.items() if v is not None})
         return cls(**base)
 
@@ -115,22 +119,37 @@ def run(opts: Options) -> dict[str, Any]:
 
         set_latency(opts.peer_latency_ms)
         at = f"at {opts.peer_latency_ms:g} ms"
-        for fmt in ("none", "jph", "npy", "raw", "dcm"):
-            _log(f"hi_async --format {fmt} {at}, {workers} workers: {headline_frames} frames")
-            runs[f"fmt-{fmt}"] = clients.hi_async(target, st.datastore_id, everything, fmt,
-                                                  label=f"fmt-{fmt}", workers=workers)
-        for fmt in ("raw", "none"):
-            _log(f"hi_async --format {fmt} {at}, 1 worker (one process)")
-            runs[f"fmt-{fmt}-1w"] = clients.hi_async(target, st.datastore_id, everything,
-                                                     fmt, label=f"fmt-{fmt}-1w", workers=1)
+        meta = None
         if opts.peer_cpp is not None:
             meta = peer.write_metadata(stack.url, st.datastore_id, everything,
                                        Path(tmp) / "peer-metadata")
-            for fmt in ("raw", "jph"):
-                _log(f"AWS's C++ sample -f {fmt} {at} (-c 16 and -c 64, the better kept)")
-                runs[f"peer-{fmt}"] = peer.best(opts.peer_cpp, target, meta, fmt)
         else:
             notes.append("the C++ sample did not run (pass --peer-cpp PATH; see peers.md)")
+        # Each configuration runs once per round, the rounds one after another, so that
+        # a drift of the shared machine touches every column alike; the median round of
+        # each is kept, with all of them beside it.
+        rounds: dict[str, list[dict[str, Any]]] = {}
+        for n in range(1, opts.rounds + 1):
+            _log(f"round {n} of {opts.rounds} {at}: {headline_frames} frames per run")
+            for fmt in ("none", "jph", "npy", "raw"):
+                _log(f"hi_async --format {fmt}, {workers} workers")
+                rounds.setdefault(f"fmt-{fmt}", []).append(clients.hi_async(
+                    target, st.datastore_id, everything, fmt, label=f"fmt-{fmt}",
+                    workers=workers))
+            if meta is not None and opts.peer_cpp is not None:
+                for fmt in ("raw", "jph"):
+                    _log(f"AWS's C++ sample -f {fmt} (-c 16 and -c 64, the better kept)")
+                    rounds.setdefault(f"peer-{fmt}", []).append(
+                        peer.best(opts.peer_cpp, target, meta, fmt))
+            for fmt in ("raw", "none"):
+                _log(f"hi_async --format {fmt}, 1 worker (one process)")
+                rounds.setdefault(f"fmt-{fmt}-1w", []).append(clients.hi_async(
+                    target, st.datastore_id, everything, fmt, label=f"fmt-{fmt}-1w",
+                    workers=1))
+        runs.update({label: report.median_round(results) for label, results in rounds.items()})
+        _log(f"hi_async --format dcm {at}, {workers} workers")
+        runs["fmt-dcm"] = clients.hi_async(target, st.datastore_id, everything, "dcm",
+                                           label="fmt-dcm", workers=workers)
 
         set_latency(opts.latency_ms)
         per_set = None
@@ -201,7 +220,7 @@ def default_out(quick: bool) -> Path:
 def execute(args: argparse.Namespace) -> int:
     kw = dict(frames=args.frames, ct_frames=args.ct_frames, latency_ms=args.latency_ms,
               peer_latency_ms=args.peer_latency_ms, sequential_frames=args.sequential_frames,
-              out=args.out, peer_cpp=args.peer_cpp, workers=args.workers)
+              out=args.out, peer_cpp=args.peer_cpp, workers=args.workers, rounds=args.rounds)
     common = dict(sweep=args.sweep, plot=args.plot, standalone=not args.no_standalone,
                   ray=args.ray)
     if args.quick:

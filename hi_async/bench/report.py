@@ -71,6 +71,15 @@ def versions() -> dict[str, Any]:
     return out
 
 
+def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median frames/s of one configuration's rounds (the lower middle
+    of an even count), with each round's figures under ``rounds``."""
+    ordered = sorted(results, key=lambda r: r.get("framesPerSecond") or 0.0)
+    chosen = ordered[(len(ordered) - 1) // 2]
+    keys = ("framesPerSecond", "cpuMsPerFrame", "wallSeconds", "frames", "verified")
+    return {**chosen, "rounds": [{k: r.get(k) for k in keys if k in r} for r in results]}
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
@@ -119,8 +128,9 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float) -> dict[st
     d["bottleneck"] = (_get(none, "stages") or {}).get("bottleneck")
     d["bottleneckWhy"] = (_get(none, "stages") or {}).get("why")
     d["allFramesVerified"] = all(r.get("verified") == r.get("frames") and r.get("frames")
-                                 for r in _client_runs(runs) + ([ceil] if ceil else [])
-                                 if r.get("mode") != "peer-cpp")
+                                 for run in _client_runs(runs) + ([ceil] if ceil else [])
+                                 if run.get("mode") != "peer-cpp"
+                                 for r in run.get("rounds") or [run])
     d["targets"] = [_judge(d, key, text.format(lat=f"{latency:g}", peer=f"{peer_latency:g}"),
                            target, kind) for key, text, target, kind in TARGETS]
     if (d["headlineFrames"] or 0) < 2000:
@@ -172,7 +182,10 @@ def markdown(doc: dict[str, Any]) -> str:
             continue
         em = r.get("emulator", {})
         neck = (r.get("stages") or {}).get("bottleneck", "")
-        lines.append(f"| {key} | {r['frames']} | {r.get('framesPerSecond')} | "
+        fps = r.get("framesPerSecond")
+        if len(r.get("rounds") or ()) > 1:
+            fps = f"{fps} (rounds: {', '.join(str(x['framesPerSecond']) for x in r['rounds'])})"
+        lines.append(f"| {key} | {r['frames']} | {fps} | "
                      f"{r.get('megabytesPerSecond')} | {r.get('cpuMsPerFrame')} | "
                      f"{r.get('peakRssMB')} | {em.get('cpuMsPerFrame')} | "
                      f"{em.get('coreShare')} | {neck} |")

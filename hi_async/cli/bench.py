@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peer-cpp", type=Path, default=None, metavar="PATH",
                    help="AWS's C++ batch frame retriever (ahi-retrieve) to run as a column "
                    "on the same frames and stack")
+    p.add_argument("--rounds", type=int, default=None, metavar="N",
+                   help="rounds of the runs per output format and of the C++ sample, the "
+                   "median kept (default 3, quick 1)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes of the hi_async runs (default: the usable cores)")
     p.add_argument("--sequential-frames", type=int, default=None, metavar="N",
