@@ -103,11 +103,12 @@ class Committer:
     """
 
     def __init__(self, journal: Journal, *, interval: float = COMMIT_INTERVAL,
-                 max_batch: int = COMMIT_BATCH, keep_cached: bool = False) -> None:
+                 max_batch: int = COMMIT_BATCH, release: bool = True) -> None:
         self.journal = journal
         self.interval = interval
         self.max_batch = max_batch
-        self.keep_cached = keep_cached
+        #: Drop each committed batch from the page cache (:func:`release_cached`).
+        self.release = release
         self.batches = 0
         self._pending: list[FrameResult] = []
         self._wake = anyio.Event()
@@ -157,5 +158,5 @@ class Committer:
         self.journal.append_many(batch)
         self.journal.sync()
         self.batches += 1
-        if files and not self.keep_cached:
+        if files and self.release:
             release_cached(files)

@@ -74,7 +74,10 @@ async def run_pipeline(ctx: RunContext, source: AsyncIterable[ImageSetRef], *,
             # Checking the files on disk reads them: not on the event loop.
             ctx.resumable = await anyio.to_thread.run_sync(resumable)
         journal = Journal(out_dir, resume=resume)
-        ctx.committer = Committer(journal, keep_cached=s.keep_page_cache)
+        # A dispatcher's tasks drop their files from the page cache of the machine that
+        # wrote them (hi_async.ray.shard); only this machine's writes are released here.
+        ctx.committer = Committer(journal,
+                                  release=not s.keep_page_cache and dispatcher is None)
     sets_tx, sets_rx = anyio.create_memory_object_stream[ImageSetRef](s.metadata_fetchers)
     frames_tx, frames_rx = anyio.create_memory_object_stream[FrameRef](s.queue_size)
     # With pixels attached a result can weigh tens of MB: keep only a few waiting.

@@ -119,7 +119,7 @@ def run(opts: Options) -> dict[str, Any]:
 
         set_latency(opts.peer_latency_ms)
         at = f"at {opts.peer_latency_ms:g} ms"
-        meta = None
+        meta: list[Path] = []
         if opts.peer_cpp is not None:
             meta = peer.write_metadata(stack.url, st.datastore_id, everything,
                                        Path(tmp) / "peer-metadata")
@@ -136,7 +136,7 @@ def run(opts: Options) -> dict[str, Any]:
                 rounds.setdefault(f"fmt-{fmt}", []).append(clients.hi_async(
                     target, st.datastore_id, everything, fmt, label=f"fmt-{fmt}",
                     workers=workers))
-            if meta is not None and opts.peer_cpp is not None:
+            if opts.peer_cpp is not None:
                 for fmt in ("raw", "jph"):
                     _log(f"AWS's C++ sample -f {fmt} (-c 16 and -c 64, the better kept)")
                     rounds.setdefault(f"peer-{fmt}", []).append(
