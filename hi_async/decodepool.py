@@ -133,9 +133,13 @@ class DecodePool:
     done never started (a script without a main guard): that stops the run at once.
     """
 
-    def __init__(self, kind: str, workers: int, *, work: Work = verify_frame) -> None:
+    def __init__(self, kind: str, workers: int, *, work: Work = verify_frame,
+                 inline_max_bytes: int = 0) -> None:
         self.kind = kind
         self.workers = workers
+        #: Thread pools only: frames of at most this many decoded bytes are done on the
+        #: calling thread (the event loop's), the rest in the threads.
+        self.inline_max_bytes = inline_max_bytes if kind == "thread" else 0
         self.restarts = 0
         self._work = work
         self._executor: Executor
@@ -163,6 +167,8 @@ class DecodePool:
                   want_pixels: bool = False, target: SliceTarget | None = None) -> Outcome:
         """``target``: the frame's slot in a volume buffer file (``--volume``), if any."""
         extra = {"target": target} if target is not None else {}
+        if frame.ref.decoded_bytes <= self.inline_max_bytes:
+            return self._work(frame, path=path, fmt=fmt, want_pixels=want_pixels, **extra)
         work = functools.partial(self._work, frame, path=path, fmt=fmt,
                                  want_pixels=want_pixels, **extra)
         if self._threads is not None:

@@ -72,6 +72,11 @@ class FrameRef:
         return max(1, math.ceil(max(self.bits_stored, 1) / 8))
 
     @property
+    def decoded_bytes(self) -> int:
+        """The size of the frame's pixels once decoded, at the stored sample width."""
+        return self.rows * self.columns * self.samples_per_pixel * self.bytes_per_sample
+
+    @property
     def dtype(self) -> str:
         """The stored numpy dtype, little-endian (for example ``<i2`` for signed CT)."""
         width = self.bytes_per_sample

@@ -26,10 +26,6 @@ from ..model import Check, EncodedFrame, FrameRef, FrameResult, FrameStatus, Out
 from ..paths import frame_file
 from .context import FrameWork
 
-#: Frames in flight per decode thread beyond those waiting on the network, so that a
-#: thread has its next frame ready while the event loop is busy elsewhere.
-TASKS_PER_DECODER = 8
-
 _STATUS = {Check.VERIFIED: FrameStatus.VERIFIED, Check.UNVERIFIABLE: FrameStatus.UNVERIFIABLE,
            Check.MISMATCH: FrameStatus.FAILED, Check.FAILED: FrameStatus.FAILED}
 

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from ..stages.assembler import Assembler
     from ..volumes.buffer import SliceTarget
 
+#: A worker with one decode thread decodes frames up to this size (decoded) on its event
+#: loop instead: see :func:`_decode_pool`.
+INLINE_MAX_BYTES = 1 << 20
+
 #: Results are sent at least this often while frames are done...
 FLUSH_SECONDS = 0.02
 #: ...or as soon as this many are waiting.
@@ -88,7 +92,7 @@ class Worker:
         settings = start.settings
         rate = SendRate(on_cut=self._on_cut)
         self.retrier = retrier = Retrier(settings, AimdLimiter(start.lanes), rate=rate)
-        pool = DecodePool("thread", start.decoders)
+        pool = _decode_pool(start.decoders)
         try:
             credentials = CredentialSource(settings, frozen=start.credentials)
             await anyio.to_thread.run_sync(credentials.resolve)
@@ -202,6 +206,21 @@ class Worker:
         throttled = retrier.throttled - self._throttled_sent
         self._throttled_sent = retrier.throttled
         return protocol.Results(items, dict(retries), throttled, retrier.rate.sending, noted)
+
+
+def _decode_pool(decoders: int) -> DecodePool:
+    """The worker's decode threads; with only one, common frames decode on the loop.
+
+    Workers are as many as the cores by default, each with one decode thread: the
+    cores are kept busy by the workers side by side, and a thread per worker adds only
+    its hand-offs, a wake-up of the thread and one of the loop per frame. Frames up to
+    ``INLINE_MAX_BYTES`` (a 512 x 512 16-bit CT frame is 0.5 MB, about 2 ms to decode)
+    are therefore decoded where they arrive; larger ones, which would hold up the
+    worker's other requests for longer, still go to the thread. Measured in
+    ``benchmarks/NOTES.md`` ("Decoding on the worker's loop").
+    """
+    return DecodePool("thread", decoders,
+                      inline_max_bytes=INLINE_MAX_BYTES if decoders == 1 else 0)
 
 
 def _assembler(work: FrameWork, message: protocol.Assign) -> Assembler[int]:
