@@ -66,6 +66,28 @@ def test_every_mode_verifies_every_frame_of_the_same_study(quick: tuple[dict, st
     assert doc["derived"]["allFramesVerified"] is True
 
 
+def test_marginal_cpu_is_measured_in_every_round_beside_its_bare_decode(
+        quick: tuple[dict, str]) -> None:
+    doc, stdout = quick
+    rounds = doc["marginalCpu"]
+    assert len(rounds) == 2  # --rounds 2
+    mr = doc["study"]["mr"]["frames"]
+    for r in rounds:
+        assert r["latencyMs"] == 5.0 and r["bareCpuMsPerFrame"] > 0
+        assert r["ten"]["frames"] == r["ten"]["verified"] == mr == 10 * r["one"]["frames"]
+        assert r["one"]["verified"] == r["one"]["frames"]
+        per_frame = ((r["ten"]["cpuSeconds"] - r["one"]["cpuSeconds"]) * 1000
+                     / (r["ten"]["frames"] - r["one"]["frames"]))
+        assert r["marginalCpuMsPerFrame"] == pytest.approx(per_frame, abs=1e-3)
+        assert r["ratio"] == pytest.approx(per_frame / r["bareCpuMsPerFrame"], abs=1e-3)
+    derived = doc["derived"]
+    assert derived["marginalCpuVsBareRounds"] == [r["ratio"] for r in rounds]
+    # Of two rounds, the lower: the median round of an even count is its lower middle.
+    assert derived["marginalCpuVsBare"] == min(r["ratio"] for r in rounds)
+    assert derived["marginalCpuMsPerFrameAtLatency"] is not None
+    assert "ratios by round" in stdout
+
+
 def test_dicom_export_is_measured_against_jph_on_the_same_frames(
         quick: tuple[dict, str]) -> None:
     doc, stdout = quick

@@ -212,6 +212,19 @@ def ceiling(jph_dir: Path, groups: dict[str, list[str]], *, decoders: int | None
             round(m.peak_rss_bytes / 2**20, 1), "error": _failed(m)}
 
 
+def bare(jph_dir: Path, image_sets: list[str]) -> float | None:
+    """CPU ms per frame of the bare decode + zlib.crc32 of these image sets' frames, as
+    a ``--format jph`` run saved them (measured in a process of its own)."""
+    cmd = module_command("decode_ceiling", "--dir", str(jph_dir), "--bare-only",
+                         "--group", f"these={','.join(image_sets)}")
+    m = run_measured(cmd, env=client_env())
+    if m.returncode != 0 or not m.stdout.strip():
+        return None
+    doc = json.loads(m.stdout.strip().splitlines()[-1])
+    value = doc.get("groups", {}).get("these", {}).get("bareCpuMsPerFrame")
+    return float(value) if value is not None else None
+
+
 def standalone(script: str, args: list[str]) -> dict[str, Any]:
     """One of the stand-alone benchmarks (its own stack); its JSON, folded in."""
     m = run_measured(module_command(script, *args), env=client_env())

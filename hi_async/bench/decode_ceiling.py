@@ -12,9 +12,10 @@ processes (read from /proc while they still run). Also reported: one decode + CR
 this process with no pool, the cost of the codec alone.
 
     python -m hi_async.bench.decode_ceiling --dir DIR [--decoders N] [--pool process|thread]
-        [--group NAME=ID,ID,...]
+        [--group NAME=ID,ID,...] [--bare-only]
 
-Prints one JSON object with one entry per group (and ``all``).
+Prints one JSON object with one entry per group (and ``all``); with ``--bare-only``, only
+the bare decode's CPU per frame of each group (what the bench measures in every round).
 """
 
 from __future__ import annotations
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                    "the pipeline keeps, and eight per decoder); the best is the ceiling")
     p.add_argument("--group", action="append", default=[], metavar="NAME=ID,ID",
                    help="report these image sets together (repeatable); 'all' is added")
+    p.add_argument("--bare-only", action="store_true",
+                   help="measure only the bare decode + zlib.crc32 of each group")
     args = p.parse_args(argv)
     by_set = load(args.dir)
     groups: dict[str, list[EncodedFrame]] = {}
@@ -165,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         name, _, ids = spec.partition("=")
         groups[name] = [j for i in ids.split(",") if i for j in by_set.get(i, [])]
     groups["all"] = [j for jobs in by_set.values() for j in jobs]
+    if args.bare_only:
+        json.dump({"groups": {name: {"frames": len(jobs),
+                                     "bareCpuMsPerFrame": round(bare_cpu_ms(jobs), 4)}
+                              for name, jobs in groups.items()}}, sys.stdout)
+        print()
+        return 0
     depths = args.in_flight or [args.decoders * 2, args.decoders * 8]
     by_depth = asyncio.run(measure(groups, args.decoders, args.pool, depths))
     best = max(by_depth, key=lambda d: by_depth[d]["all"]["framesPerSecond"] or 0)

@@ -129,6 +129,7 @@ def run(opts: Options) -> dict[str, Any]:
         # a drift of the shared machine touches every column alike; the median round of
         # each is kept, with all of them beside it.
         rounds: dict[str, list[dict[str, Any]]] = {}
+        marginal_rounds: list[dict[str, Any]] = []
         for n in range(1, opts.rounds + 1):
             _log(f"round {n} of {opts.rounds} {at}: {headline_frames} frames per run")
             for fmt in ("none", "jph", "npy", "raw"):
@@ -146,6 +147,10 @@ def run(opts: Options) -> dict[str, Any]:
                 rounds.setdefault(f"fmt-{fmt}-1w", []).append(clients.hi_async(
                     target, st.datastore_id, everything, fmt, label=f"fmt-{fmt}-1w",
                     workers=1))
+            _log("marginal CPU: bare decode + zlib.crc32 of the MR frames, then hi_async on "
+                 "one and on all ten MR series")
+            marginal_rounds.append(_marginal_round(target, st, Path(runs["jph-0ms"]["outDir"]),
+                                                   workers))
         runs.update({label: report.median_round(results) for label, results in rounds.items()})
         _log(f"hi_async --format dcm {at}, {workers} workers")
         runs["fmt-dcm"] = clients.hi_async(target, st.datastore_id, everything, "dcm",
@@ -205,11 +210,36 @@ def run(opts: Options) -> dict[str, Any]:
             "--latency-ms", f"{opts.peer_latency_ms:g}"])
 
     doc["runs"] = runs
-    doc["derived"] = report.derive(runs, opts.latency_ms, opts.peer_latency_ms)
+    doc["marginalCpu"] = marginal_rounds
+    doc["derived"] = report.derive(runs, opts.latency_ms, opts.peer_latency_ms,
+                                   marginal=marginal_rounds)
     doc["notes"] = notes
     doc["machine"]["loadAverageAfter"] = list(os.getloadavg())
     doc["seconds"] = round(time.perf_counter() - began, 1)
     return doc
+
+
+def _marginal_round(target: clients.Target, st: study.Study, jph_dir: Path,
+                    workers: int) -> dict[str, Any]:
+    """One round of the CPU target: the bare decode of the MR frames, and hi_async on one
+    MR series and on all ten, back to back, so that the ratio is of figures taken on the
+    same machine within seconds (its speed drifts by up to half from minute to minute)."""
+    bare = clients.bare(jph_dir, st.mr.image_sets)
+    one = clients.hi_async(target, st.datastore_id, st.mr.image_sets[:1], "none",
+                           label="marginal-1x", workers=workers)
+    ten = clients.hi_async(target, st.datastore_id, st.mr.image_sets, "none",
+                           label="marginal-10x", workers=workers)
+    keys = ("frames", "verified", "cpuSeconds", "framesPerSecond", "peakRssBytes")
+    out: dict[str, Any] = {"bareCpuMsPerFrame": bare, "latencyMs": target.latency_ms,
+                           "one": {k: one.get(k) for k in keys},
+                           "ten": {k: ten.get(k) for k in keys},
+                           "marginalCpuMsPerFrame": None, "ratio": None}
+    if ten["frames"] > one["frames"] and not one["error"] and not ten["error"]:
+        marginal = (ten["cpuSeconds"] - one["cpuSeconds"]) * 1000 / (ten["frames"]
+                                                                     - one["frames"])
+        out["marginalCpuMsPerFrame"] = round(marginal, 4)
+        out["ratio"] = round(marginal / bare, 3) if bare else None
+    return out
 
 
 def default_out(quick: bool) -> Path:

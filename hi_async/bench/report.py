@@ -27,8 +27,8 @@ TARGETS = (
     ("jphVsPeerRaw", "hi_async --format jph / C++ sample -f raw (both decode every frame), "
      "frames/s at {peer} ms", 1.0, "min"),
     ("rawVsNone", "hi_async --format raw / --format none, frames/s at {peer} ms", 0.85, "min"),
-    ("marginalCpuVsBare", "marginal client CPU per verified frame / bare decode + zlib.crc32",
-     1.3, "max"),
+    ("marginalCpuVsBare", "marginal client CPU per verified frame / bare decode + zlib.crc32, "
+     "MR frames at {peer} ms", 1.3, "max"),
     ("speedupVsSequential", "hi_async / sequential frames/s at {lat} ms", 25.0, "min"),
     ("peakRssRatio", "peak RSS of the tree, 10x frames / 1x frames", 1.2, "max"),
     ("emulatorMaxCoreShare", "emulator CPU share of one core, busiest run", 0.9, "max"),
@@ -84,8 +84,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
-def derive(runs: dict[str, Any], latency: float, peer_latency: float) -> dict[str, Any]:
-    """The headline ratios, each with its inputs, from the named runs of this run."""
+def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
+           marginal: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The headline ratios, each with its inputs, from the named runs of this run and the
+    rounds of the marginal CPU measurement (``bench.main._marginal_round``)."""
     seq, none = runs.get("sequential"), runs.get("headline-none")
     one, ten, ceil = runs.get("mr-1x"), runs.get("mr-10x"), runs.get("ceiling")
     groups = (ceil or {}).get("groups", {})
@@ -106,16 +108,27 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float) -> dict[st
     d["sequentialFrames"] = _get(seq, "frames")
     d["vsCeiling"] = _ratio(_get(none, "framesPerSecond"), groups.get("all", {}).get(
         "framesPerSecond"))
-    marginal = None
+    at_latency = None
     if one and ten and ten["frames"] > one["frames"]:
-        marginal = (ten["cpuSeconds"] - one["cpuSeconds"]) * 1000 / (ten["frames"] - one["frames"])
-    d["marginalCpuMsPerFrame"] = None if marginal is None else round(marginal, 4)
+        at_latency = (ten["cpuSeconds"] - one["cpuSeconds"]) * 1000 / (ten["frames"]
+                                                                       - one["frames"])
     mr = groups.get("mr", {})
-    d["bareCpuMsPerFrameMr"] = mr.get("bareCpuMsPerFrame")
     d["ceilingCpuMsPerFrameMr"] = mr.get("cpuMsPerFrame")
     d["pureDecodeCpuMsPerFrameMr"] = mr.get("pureDecodeCpuMsPerFrame")
-    d["marginalCpuVsBare"] = _ratio(marginal, mr.get("bareCpuMsPerFrame"))
-    d["marginalCpuVsCeiling"] = _ratio(marginal, mr.get("cpuMsPerFrame"))
+    # The target: per round at the peer latency, hi_async's marginal CPU over the bare
+    # decode measured just before it; the median round's ratio.
+    measured = sorted((r for r in marginal or () if r.get("ratio") is not None),
+                      key=lambda r: r["ratio"])
+    middle = measured[(len(measured) - 1) // 2] if measured else None
+    d["marginalCpuVsBare"] = _get(middle, "ratio")
+    d["marginalCpuVsBareRounds"] = [r.get("ratio") for r in marginal or ()]
+    d["marginalCpuMsPerFrame"] = _get(middle, "marginalCpuMsPerFrame")
+    d["bareCpuMsPerFrameMr"] = _get(middle, "bareCpuMsPerFrame")
+    # The same from the 1x / 10x pair at ``latency`` against the bare decode measured at
+    # the start: with the cores idle between answers, every step of a frame costs more.
+    d["marginalCpuMsPerFrameAtLatency"] = None if at_latency is None else round(at_latency, 4)
+    d["marginalCpuVsBareAtLatency"] = _ratio(at_latency, mr.get("bareCpuMsPerFrame"))
+    d["marginalCpuVsCeiling"] = _ratio(at_latency, mr.get("cpuMsPerFrame"))
     d["peakRssRatio"] = _ratio(_get(ten, "peakRssBytes"), _get(one, "peakRssBytes"))
     shares = [r["emulator"]["coreShare"] for r in _client_runs(runs)
               if r.get("emulator", {}).get("coreShare") is not None]
@@ -127,8 +140,10 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float) -> dict[st
                                   "max": starts[-1], "runs": len(starts)} if starts else None
     d["bottleneck"] = (_get(none, "stages") or {}).get("bottleneck")
     d["bottleneckWhy"] = (_get(none, "stages") or {}).get("why")
+    marginal_runs = [r[k] for r in marginal or () for k in ("one", "ten")]
     d["allFramesVerified"] = all(r.get("verified") == r.get("frames") and r.get("frames")
                                  for run in _client_runs(runs) + ([ceil] if ceil else [])
+                                 + marginal_runs
                                  if run.get("mode") != "peer-cpp"
                                  for r in run.get("rounds") or [run])
     d["targets"] = [_judge(d, key, text.format(lat=f"{latency:g}", peer=f"{peer_latency:g}"),
@@ -200,7 +215,10 @@ def markdown(doc: dict[str, Any]) -> str:
               f"the headline run; min/median/max {runs_.get('min')}/{runs_.get('median')}/"
               f"{runs_.get('max')} s over {runs_.get('runs')} hi_async runs; "
               f"marginal client CPU {d['marginalCpuMsPerFrame']} ms per verified frame vs "
-              f"bare decode + zlib.crc32 {d['bareCpuMsPerFrameMr']} ms (decode + the CRC32 "
+              f"bare decode + zlib.crc32 {d['bareCpuMsPerFrameMr']} ms (median round at "
+              f"{d['peerLatencyMs']:g} ms; ratios by round {d['marginalCpuVsBareRounds']}; "
+              f"at {d['latencyMs']:g} ms {d['marginalCpuMsPerFrameAtLatency']} ms, "
+              f"{d['marginalCpuVsBareAtLatency']}x; decode + the CRC32 "
               f"hi_async uses {d['pureDecodeCpuMsPerFrameMr']} ms; through the decode pool "
               f"{d['ceilingCpuMsPerFrameMr']} ms); workers speed-up, raw "
               f"{d['workersSpeedupRaw']}x, none {d['workersSpeedupNone']}x; bottleneck of "
