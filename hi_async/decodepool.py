@@ -167,7 +167,7 @@ class DecodePool:
                   want_pixels: bool = False, target: SliceTarget | None = None) -> Outcome:
         """``target``: the frame's slot in a volume buffer file (``--volume``), if any."""
         extra = {"target": target} if target is not None else {}
-        if frame.ref.decoded_bytes <= self.inline_max_bytes:
+        if self.inline_max_bytes and frame.ref.decoded_bytes <= self.inline_max_bytes:
             return self._work(frame, path=path, fmt=fmt, want_pixels=want_pixels, **extra)
         work = functools.partial(self._work, frame, path=path, fmt=fmt,
                                  want_pixels=want_pixels, **extra)

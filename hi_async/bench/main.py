@@ -234,11 +234,10 @@ def _marginal_round(target: clients.Target, st: study.Study, jph_dir: Path,
                            "one": {k: one.get(k) for k in keys},
                            "ten": {k: ten.get(k) for k in keys},
                            "marginalCpuMsPerFrame": None, "ratio": None}
-    if ten["frames"] > one["frames"] and not one["error"] and not ten["error"]:
-        marginal = (ten["cpuSeconds"] - one["cpuSeconds"]) * 1000 / (ten["frames"]
-                                                                     - one["frames"])
+    marginal = report.marginal_cpu_ms(one, ten)
+    if marginal is not None and not one["error"] and not ten["error"]:
         out["marginalCpuMsPerFrame"] = round(marginal, 4)
-        out["ratio"] = round(marginal / bare, 3) if bare else None
+        out["ratio"] = report.ratio(marginal, bare)
     return out
 
 

@@ -80,8 +80,16 @@ def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {**chosen, "rounds": [{k: r.get(k) for k in keys if k in r} for r in results]}
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b`` to three places, or None when either is missing (or ``b`` is zero)."""
     return round(a / b, 3) if a is not None and b else None
+
+
+def marginal_cpu_ms(one: dict[str, Any] | None, ten: dict[str, Any] | None) -> float | None:
+    """CPU ms per frame that the larger run spent beyond the smaller, per extra frame."""
+    if not one or not ten or ten["frames"] <= one["frames"]:
+        return None
+    return (ten["cpuSeconds"] - one["cpuSeconds"]) * 1000 / (ten["frames"] - one["frames"])
 
 
 def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
@@ -93,25 +101,22 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
     groups = (ceil or {}).get("groups", {})
     fps = {key: r.get("framesPerSecond") for key, r in runs.items() if isinstance(r, dict)}
     d: dict[str, Any] = {"latencyMs": latency, "peerLatencyMs": peer_latency}
-    d["rawVsPeer"] = _ratio(fps.get("fmt-raw"), fps.get("peer-raw"))
-    d["jphVsPeer"] = _ratio(fps.get("fmt-jph"), fps.get("peer-jph"))
-    d["jphVsPeerRaw"] = _ratio(fps.get("fmt-jph"), fps.get("peer-raw"))
-    d["rawVsNone"] = _ratio(fps.get("fmt-raw"), fps.get("fmt-none"))
-    d["dcmVsJph"] = _ratio(fps.get("fmt-dcm"), fps.get("fmt-jph"))
+    d["rawVsPeer"] = ratio(fps.get("fmt-raw"), fps.get("peer-raw"))
+    d["jphVsPeer"] = ratio(fps.get("fmt-jph"), fps.get("peer-jph"))
+    d["jphVsPeerRaw"] = ratio(fps.get("fmt-jph"), fps.get("peer-raw"))
+    d["rawVsNone"] = ratio(fps.get("fmt-raw"), fps.get("fmt-none"))
+    d["dcmVsJph"] = ratio(fps.get("fmt-dcm"), fps.get("fmt-jph"))
     d["dcmInstancesPerSecond"] = _get(runs.get("fmt-dcm"), "instancesPerSecond")
-    d["workersSpeedupRaw"] = _ratio(fps.get("fmt-raw"), fps.get("fmt-raw-1w"))
-    d["workersSpeedupNone"] = _ratio(fps.get("fmt-none"), fps.get("fmt-none-1w"))
-    d["speedupVsSequential"] = _ratio(_get(none, "framesPerSecond"), _get(seq, "framesPerSecond"))
-    d["sdkFrameClientSpeedupVsSequential"] = _ratio(
+    d["workersSpeedupRaw"] = ratio(fps.get("fmt-raw"), fps.get("fmt-raw-1w"))
+    d["workersSpeedupNone"] = ratio(fps.get("fmt-none"), fps.get("fmt-none-1w"))
+    d["speedupVsSequential"] = ratio(_get(none, "framesPerSecond"), _get(seq, "framesPerSecond"))
+    d["sdkFrameClientSpeedupVsSequential"] = ratio(
         _get(runs.get("headline-none-sdk"), "framesPerSecond"), _get(seq, "framesPerSecond"))
     d["headlineFrames"] = _get(none, "frames")
     d["sequentialFrames"] = _get(seq, "frames")
-    d["vsCeiling"] = _ratio(_get(none, "framesPerSecond"), groups.get("all", {}).get(
+    d["vsCeiling"] = ratio(_get(none, "framesPerSecond"), groups.get("all", {}).get(
         "framesPerSecond"))
-    at_latency = None
-    if one and ten and ten["frames"] > one["frames"]:
-        at_latency = (ten["cpuSeconds"] - one["cpuSeconds"]) * 1000 / (ten["frames"]
-                                                                       - one["frames"])
+    at_latency = marginal_cpu_ms(one, ten)
     mr = groups.get("mr", {})
     d["ceilingCpuMsPerFrameMr"] = mr.get("cpuMsPerFrame")
     d["pureDecodeCpuMsPerFrameMr"] = mr.get("pureDecodeCpuMsPerFrame")
@@ -127,9 +132,9 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
     # The same from the 1x / 10x pair at ``latency`` against the bare decode measured at
     # the start: with the cores idle between answers, every step of a frame costs more.
     d["marginalCpuMsPerFrameAtLatency"] = None if at_latency is None else round(at_latency, 4)
-    d["marginalCpuVsBareAtLatency"] = _ratio(at_latency, mr.get("bareCpuMsPerFrame"))
-    d["marginalCpuVsCeiling"] = _ratio(at_latency, mr.get("cpuMsPerFrame"))
-    d["peakRssRatio"] = _ratio(_get(ten, "peakRssBytes"), _get(one, "peakRssBytes"))
+    d["marginalCpuVsBareAtLatency"] = ratio(at_latency, mr.get("bareCpuMsPerFrame"))
+    d["marginalCpuVsCeiling"] = ratio(at_latency, mr.get("cpuMsPerFrame"))
+    d["peakRssRatio"] = ratio(_get(ten, "peakRssBytes"), _get(one, "peakRssBytes"))
     shares = [r["emulator"]["coreShare"] for r in _client_runs(runs)
               if r.get("emulator", {}).get("coreShare") is not None]
     d["emulatorMaxCoreShare"] = max(shares) if shares else None
