@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,68 @@ def crc32(pixels: np.ndarray) -> int:
 def _htj2k(data: bytes) -> np.ndarray:
     # Accepts the JPEG 2000 family file wrapper (image/jph) and bare codestreams (jphc).
     return imagecodecs.htj2k_decode(data)
+
+
+#: Frames up to this many decoded bytes may be decoded into a reused buffer.
+SCRATCH_MAX_BYTES = 4 << 20
+#: Buffers one thread keeps (one per frame geometry it met last).
+SCRATCH_PER_THREAD = 4
+_scratch_local = threading.local()
+#: Per thread: how many codec errors the interpreter reported without raising them.
+_swallowed = threading.local()
+
+
+def note_swallowed_codec_error() -> None:
+    """Count a codec error reported on this thread but not raised: OpenJPH's error
+    callback raises inside C++ code that Cython cannot propagate through, so the decode
+    call returns pixels as if it had succeeded. The interpreter's hooks
+    (:func:`hi_async.decodepool._quiet_codec_noise`) call this; :func:`decode` checks the
+    count around each decode and turns such a decode into a DecodeError."""
+    _swallowed.count = getattr(_swallowed, "count", 0) + 1
+
+
+def _scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
+    """This thread's reusable buffer for a frame of ``shape`` and ``dtype``, or None for
+    a frame too large to keep a buffer for.
+
+    A decode into a fresh array costs an allocation the size of the frame, and the C
+    library hands large ones back to the kernel when freed, so every frame's pixels
+    page-fault in again. One buffer per geometry, reused frame after frame, does not.
+    """
+    size = dtype.itemsize
+    for n in shape:
+        size *= n
+    if size > SCRATCH_MAX_BYTES:
+        return None
+    buffers: dict[tuple[tuple[int, ...], str], np.ndarray] | None = getattr(
+        _scratch_local, "buffers", None)
+    if buffers is None:
+        buffers = _scratch_local.buffers = {}
+    key = (shape, dtype.str)
+    found = buffers.pop(key, None)
+    if found is None:
+        found = np.empty(shape, dtype)
+        while len(buffers) >= SCRATCH_PER_THREAD:
+            del buffers[next(iter(buffers))]
+    buffers[key] = found  # most recently used last
+    return found
+
+
+def _htj2k_into(data: bytes, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
+    """The frame decoded into this thread's buffer for its geometry, or None where that
+    cannot be done (no buffer for its size; or the codestream's image is not ``shape``
+    of ``dtype``'s width, which the caller's own decode then reports or converts)."""
+    out = _scratch(shape, dtype)
+    if out is None:
+        return None
+    # Zeroed first: a decoder that stopped early without a word leaves zeros, which fail
+    # the CRC32 check, never the pixels of the frame decoded here before.
+    out.fill(0)
+    try:
+        pixels: np.ndarray = imagecodecs.htj2k_decode(data, out=out)
+    except Exception:  # the ordinary decode then names what is wrong
+        return None
+    return pixels
 
 
 def _jpeg2k(data: bytes) -> np.ndarray:
@@ -191,11 +254,14 @@ def _unpack_bits(data: bytes, count: int, shape: tuple[int, ...]) -> np.ndarray:
 
 def decode(
     data: bytes, content_type: str | None, rows: int, columns: int, samples: int, dtype: str,
-    bits_allocated: int = 0,
+    bits_allocated: int = 0, *, scratch: bool = False,
 ) -> np.ndarray:
     """Decoded pixels, shape (rows, columns) or (rows, columns, samples), stored dtype.
 
     ``bits_allocated=1`` marks a binary segmentation, whose raw frames are packed bits.
+    ``scratch``: the pixels may be decoded into a buffer this thread reuses for the next
+    frame of the same geometry, so the caller must be done with them before it decodes
+    again in the same thread.
     Raises UnsupportedContentType for a content type without a decoder and DecodeError
     when the bytes do not decode to the described image.
     """
@@ -222,12 +288,20 @@ def decode(
             hint="hi_async decodes image/jph, image/jphc, image/j2c, image/jpeg and "
             "application/octet-stream frames",
         )
+    swallowed = getattr(_swallowed, "count", 0)
+    into = None
+    if scratch and decoder is _htj2k and samples == 1:
+        into = _htj2k_into(data, shape, target)
     try:
-        pixels = decoder(bytes(data))
+        pixels = decoder(bytes(data)) if into is None else into
     except UnsupportedContentType:
         raise
     except Exception as exc:  # imagecodecs raises its own error classes per codec
         raise DecodeError(f"{kind} frame does not decode: {exc}") from None
+    if getattr(_swallowed, "count", 0) != swallowed:
+        raise DecodeError(f"{kind} frame does not decode: the decoder reported an error")
+    if into is not None:
+        return into if into.dtype == target else into.view(target)
     if pixels.shape != shape:
         if pixels.size == rows * columns * samples and pixels.ndim == 3 and samples > 1 \
                 and pixels.shape[0] == samples:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from . import codecs
 from .decodethreads import DecodeThreads
 from .errors import DecodePoolBroken
 from .libc import die_with_parent
@@ -50,8 +51,10 @@ _QUIET_HOOKS: set[object] = set()
 
 
 def _quiet_codec_noise() -> None:
-    """Drop the codec's stray error reports; the frame's failure is reported properly by
-    verify_frame. Anything else still reaches the previous hooks.
+    """Drop the codec's stray error reports, counting them for the thread that met them
+    (:func:`hi_async.codecs.note_swallowed_codec_error`): the decode that met one fails,
+    and verify_frame reports the frame properly. Anything else still reaches the
+    previous hooks.
 
     OpenJPH's error callback raises inside C++ code: the exception is printed through
     ``sys.excepthook`` (PyErr_Print) or, from Cython, ``sys.unraisablehook``, and the
@@ -62,7 +65,9 @@ def _quiet_codec_noise() -> None:
     previous_unraisable = sys.unraisablehook
     if previous_unraisable not in _QUIET_HOOKS:
         def unraisable_hook(unraisable: Any) -> None:
-            if not _is_codec_noise(unraisable):
+            if _is_codec_noise(unraisable):
+                codecs.note_swallowed_codec_error()
+            else:
                 previous_unraisable(unraisable)
 
         _QUIET_HOOKS.add(unraisable_hook)
@@ -70,7 +75,9 @@ def _quiet_codec_noise() -> None:
     previous_except = sys.excepthook
     if previous_except not in _QUIET_HOOKS:
         def except_hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
-            if not _is_codec_error(value):
+            if _is_codec_error(value):
+                codecs.note_swallowed_codec_error()
+            else:
                 previous_except(kind, value, tb)
 
         _QUIET_HOOKS.add(except_hook)

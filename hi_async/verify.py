@@ -23,16 +23,17 @@ if TYPE_CHECKING:
 _FOLDERS: set[str] = set()
 
 
-def _write(path: str, fmt: str, data: bytes, pixels: Any) -> tuple[int, int]:
+def _write(path: str, fmt: str, data: bytes, pixels: Any,
+           pixels_crc: int) -> tuple[int, int]:
     folder = os.path.dirname(path)
     if folder not in _FOLDERS:
         os.makedirs(folder, exist_ok=True)
         _FOLDERS.add(folder)
     try:
-        return write_frame_file(path, fmt, data, pixels)
+        return write_frame_file(path, fmt, data, pixels, pixels_crc=pixels_crc)
     except FileNotFoundError:  # the folder went away meanwhile: make it again, once
         os.makedirs(folder, exist_ok=True)
-        return write_frame_file(path, fmt, data, pixels)
+        return write_frame_file(path, fmt, data, pixels, pixels_crc=pixels_crc)
 
 
 def _write_slice(target: SliceTarget, pixels: Any) -> None:
@@ -49,7 +50,8 @@ def verify_frame(frame: EncodedFrame, *, path: str | None, fmt: str,
     ref = frame.ref
     try:
         pixels = codecs.decode(frame.data, frame.content_type, ref.rows, ref.columns,
-                               ref.samples_per_pixel, ref.dtype, ref.bits_allocated)
+                               ref.samples_per_pixel, ref.dtype, ref.bits_allocated,
+                               scratch=not want_pixels)
     except UnsupportedContentType as exc:
         return Outcome(Check.FAILED, error=exc.message)
     except DecodeError as exc:
@@ -67,7 +69,7 @@ def verify_frame(frame: EncodedFrame, *, path: str | None, fmt: str,
     size = crc = None
     if path is not None:
         try:
-            size, crc = _write(path, fmt, frame.data, pixels)
+            size, crc = _write(path, fmt, frame.data, pixels, actual)
         except OSError as exc:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             return Outcome(Check.DISK_FULL if full else Check.FAILED, actual,

@@ -11,17 +11,24 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from typing import Any
 
 import numpy as np
 from imagecodecs import deflate_crc32
 
 
-def write_frame_file(path: str, fmt: str, data: bytes,
-                     pixels: np.ndarray) -> tuple[int, int]:
+def write_frame_file(path: str, fmt: str, data: bytes, pixels: np.ndarray, *,
+                     pixels_crc: int | None = None) -> tuple[int, int]:
     """Write the frame in ``fmt`` (jph | npy | raw) to ``path``, atomically; the file's
     size and the CRC32 of its bytes (recorded in the journal, so that a resume can tell
-    the file it finds is the one that was written)."""
+    the file it finds is the one that was written).
+
+    ``pixels_crc``, the CRC32 of the pixels' little-endian bytes in C order (what the
+    frame was verified with), is the ``.raw`` file's own CRC32 where those are the bytes
+    written: it is not computed a second time.
+    """
+    file_crc = None
     if fmt == "jph":
         parts: list[Any] = [data]
     else:
@@ -35,12 +42,16 @@ def write_frame_file(path: str, fmt: str, data: bytes,
             npy = np.lib.format
             npy.write_array_header_1_0(header, npy.header_data_from_array_1_0(c_order))
             parts.insert(0, header.getvalue())
+        elif pixels_crc is not None and _little_endian_bytes(c_order.dtype):
+            file_crc = pixels_crc
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        try:
             for part in parts:
-                fh.write(part)
+                _write_all(fd, part)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -49,8 +60,20 @@ def write_frame_file(path: str, fmt: str, data: bytes,
     size, crc = 0, 0
     for part in parts:
         size += memoryview(part).nbytes
-        crc = int(deflate_crc32(part, crc))
-    return size, crc & 0xFFFFFFFF
+        if file_crc is None:
+            crc = int(deflate_crc32(part, crc))
+    return size, (crc if file_crc is None else file_crc) & 0xFFFFFFFF
+
+
+def _little_endian_bytes(dtype: np.dtype[Any]) -> bool:
+    return dtype.byteorder in "<|" or (dtype.byteorder == "=" and sys.byteorder == "little")
+
+
+def _write_all(fd: int, part: Any) -> None:
+    """All of ``part`` to ``fd`` (``os.write`` may write less than it was given)."""
+    view = memoryview(part).cast("B")
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def file_checksum(path: str) -> tuple[int, int]:

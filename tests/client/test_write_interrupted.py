@@ -35,25 +35,19 @@ def _verify(frame: EncodedFrame, target: Path, fmt: str) -> Outcome:
     return verify_frame(frame, path=str(target), fmt=fmt)
 
 
-class _HalfWritten:
-    """A file whose first write puts half the bytes on disk, then takes a real SIGINT."""
+def _half_then_sigint(seen: list[bool], tmp: Path) -> Any:
+    """An ``os.write`` whose first call puts half the bytes on disk, then takes a real
+    SIGINT."""
+    real_write = os.write
 
-    def __init__(self, fh: Any, seen: list[bool], tmp: Path) -> None:
-        self._fh, self._seen, self._tmp = fh, seen, tmp
-
-    def __enter__(self) -> _HalfWritten:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._fh.close()
-
-    def write(self, data: Any) -> int:
+    def write(fd: int, data: Any) -> int:
         view = memoryview(data).cast("B")
-        self._fh.write(view[:len(view) // 2])
-        self._fh.flush()
-        self._seen.append(self._tmp.stat().st_size > 0)
+        real_write(fd, view[:len(view) // 2])
+        seen.append(tmp.stat().st_size > 0)
         signal.raise_signal(signal.SIGINT)
         raise AssertionError("not reached: the handler raised KeyboardInterrupt")
+
+    return write
 
 
 @pytest.mark.parametrize("fmt", ["jph", "npy", "raw"])
@@ -64,9 +58,7 @@ def test_sigint_during_a_write_removes_the_temp_file_and_writes_nothing(
     tmp = Path(str(target) + ".tmp")
     seen: list[bool] = []
     if moment == "write":
-        real_fdopen = os.fdopen
-        monkeypatch.setattr(frame_files.os, "fdopen",
-                            lambda fd, mode: _HalfWritten(real_fdopen(fd, mode), seen, tmp))
+        monkeypatch.setattr(frame_files.os, "write", _half_then_sigint(seen, tmp))
     else:
         real_replace = os.replace
 
@@ -92,3 +84,23 @@ def test_an_uninterrupted_write_leaves_only_the_final_file(tmp_path: Path, fmt: 
     assert [p.name for p in target.parent.iterdir()] == [target.name]
     if fmt == "npy":
         assert np.load(target).shape == (64, 48)
+
+
+def test_short_writes_are_continued_until_the_frame_is_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.write`` may take fewer bytes than it was given (a signal, a pipe, some file
+    systems): the writer goes on from where it stopped."""
+    frame, target = _job(tmp_path, "raw")
+    real_write = os.write
+    calls: list[int] = []
+
+    def at_most_1000(fd: int, data: Any) -> int:
+        calls.append(1)
+        return real_write(fd, memoryview(data).cast("B")[:1000])
+
+    monkeypatch.setattr(frame_files.os, "write", at_most_1000)
+    outcome = _verify(frame, target, "raw")
+    monkeypatch.undo()
+    assert outcome.check is Check.VERIFIED
+    assert target.read_bytes() == ct_pixels(64, 48).tobytes()
+    assert len(calls) == -(-64 * 48 * 2 // 1000)
