@@ -207,3 +207,20 @@ def test_the_median_round_is_kept_and_a_failed_round_is_not_hidden() -> None:
     short = median_round([run(300.0, verified=9), run(100.0), run(200.0)])
     assert short["verified"] == 10  # the median round verified all: the other did not
     assert not derive({"fmt-raw": short}, 50.0, 5.0)["allFramesVerified"]
+
+
+def test_the_bench_writes_the_packages_bytecode_before_it_measures() -> None:
+    """Runs from a checkout under PYTHONDONTWRITEBYTECODE=1 would otherwise compile every
+    module at each start, in each worker too: a cost no installed copy pays."""
+    import importlib.util
+
+    import hi_async
+    from hi_async.bench import main as bench_main
+
+    folder = Path(hi_async.__file__).parent
+    cached = [Path(importlib.util.cache_from_source(str(path)))
+              for path in folder.rglob("*.py")]
+    for pyc in cached:
+        pyc.unlink(missing_ok=True)
+    assert bench_main._compile_package() is None
+    assert all(pyc.is_file() for pyc in cached)
