@@ -104,7 +104,8 @@ def test_a_frame_that_cannot_be_verified_raises_or_becomes_a_row_with_its_error(
     # Ray Data stops the Dataset with its own error, which carries the task's: which
     # frame of which image set, and why.
     said = str(raised.value)
-    assert "FrameFailed" in said and "CRC32 mismatch" in said
+    assert "FrameFailed" in said
+    assert "CRC32 mismatch" in said or "does not decode" in said
     assert seeded.image_set_id in said and any(f in said for f in seeded.frame_ids)
     rows = read_frames(seeded.datastore_id, image_set_ids=[seeded.image_set_id],
                        settings=settings, on_failure="row").take_all()
