@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import json
 import zlib
 
+import orjson
 import pytest
 
 from hi_async.errors import MetadataError, ServiceError
@@ -136,3 +138,21 @@ def test_a_value_of_the_wrong_type_is_a_metadata_error_not_a_crash() -> None:
     doc["Study"]["Series"]["1"]["Instances"]["a"]["DICOM"]["Rows"] = "1e999"
     with pytest.raises(MetadataError):
         parse_metadata(gz(doc), DS, IS)
+
+
+def test_json_the_fast_parser_refuses_is_still_read_as_json_allows() -> None:
+    """orjson reads the document; what it refuses and JSON allows (an integer wider than
+    64 bits, a NaN) is read by the standard library, with the same frames as a result."""
+    doc = document({"1": {"a": instance(8, 8, [frame_entry(frame_id(1), 7)])}})
+    doc["Study"]["DICOM"]["Big"] = 2**70
+    doc["Study"]["DICOM"]["Odd"] = float("nan")
+    with pytest.raises(orjson.JSONDecodeError):  # what the fallback is there for
+        orjson.loads(gzip.decompress(gz(doc)))
+    (ref,) = parse_metadata(gz(doc), DS, IS)
+    assert (ref.image_frame_id, ref.expected_crc32) == (frame_id(1), 7)
+    utf16 = gzip.compress(json.dumps(document(
+        {"1": {"a": instance(8, 8, [frame_entry(frame_id(2), 9)])}})).encode("utf-16"))
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(gzip.decompress(utf16))
+    (ref,) = parse_metadata(utf16, DS, IS)
+    assert (ref.image_frame_id, ref.expected_crc32) == (frame_id(2), 9)
