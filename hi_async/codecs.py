@@ -8,6 +8,7 @@ ceil(bit depth / 8) bytes per sample, signed values as stored, compared unsigned
 
 from __future__ import annotations
 
+import math
 import struct
 import sys
 import threading
@@ -24,10 +25,15 @@ from .errors import DecodeError, UnsupportedContentType
 _crc32: Callable[[Any], int] = imagecodecs.deflate_crc32
 
 
+def little_endian(dtype: np.dtype[Any]) -> bool:
+    """Whether values of ``dtype`` are held as little-endian bytes (single bytes are)."""
+    return dtype.byteorder in "<|" or (dtype.byteorder == "=" and sys.byteorder == "little")
+
+
 def crc32(pixels: np.ndarray) -> int:
     """CRC-32 of the pixels' bytes in C order, as an unsigned 32-bit integer."""
     arr = np.ascontiguousarray(pixels)
-    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and sys.byteorder == "big"):
+    if not little_endian(arr.dtype):
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     return int(_crc32(arr)) & 0xFFFFFFFF
 
@@ -63,10 +69,7 @@ def _scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
     library hands large ones back to the kernel when freed, so every frame's pixels
     page-fault in again. One buffer per geometry, reused frame after frame, does not.
     """
-    size = dtype.itemsize
-    for n in shape:
-        size *= n
-    if size > SCRATCH_MAX_BYTES:
+    if math.prod(shape) * dtype.itemsize > SCRATCH_MAX_BYTES:
         return None
     buffers: dict[tuple[tuple[int, ...], str], np.ndarray] | None = getattr(
         _scratch_local, "buffers", None)
@@ -83,9 +86,10 @@ def _scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
 
 
 def _htj2k_into(data: bytes, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
-    """The frame decoded into this thread's buffer for its geometry, or None where that
-    cannot be done (no buffer for its size; or the codestream's image is not ``shape``
-    of ``dtype``'s width, which the caller's own decode then reports or converts)."""
+    """The frame decoded into this thread's buffer for its geometry (so of ``shape`` and
+    ``dtype``), or None where that cannot be done (no buffer for its size; or the
+    codestream's image is not ``shape`` of ``dtype``'s width, which the caller's own
+    decode then reports or converts)."""
     out = _scratch(shape, dtype)
     if out is None:
         return None
@@ -93,10 +97,10 @@ def _htj2k_into(data: bytes, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np
     # the CRC32 check, never the pixels of the frame decoded here before.
     out.fill(0)
     try:
-        pixels: np.ndarray = imagecodecs.htj2k_decode(data, out=out)
+        imagecodecs.htj2k_decode(data, out=out)
     except Exception:  # the ordinary decode then names what is wrong
         return None
-    return pixels
+    return out
 
 
 def _jpeg2k(data: bytes) -> np.ndarray:
@@ -289,19 +293,18 @@ def decode(
             "application/octet-stream frames",
         )
     swallowed = getattr(_swallowed, "count", 0)
-    into = None
+    pixels = None
     if scratch and decoder is _htj2k and samples == 1:
-        into = _htj2k_into(data, shape, target)
-    try:
-        pixels = decoder(bytes(data)) if into is None else into
-    except UnsupportedContentType:
-        raise
-    except Exception as exc:  # imagecodecs raises its own error classes per codec
-        raise DecodeError(f"{kind} frame does not decode: {exc}") from None
+        pixels = _htj2k_into(data, shape, target)  # already of the shape and dtype asked
+    if pixels is None:
+        try:
+            pixels = decoder(bytes(data))
+        except UnsupportedContentType:
+            raise
+        except Exception as exc:  # imagecodecs raises its own error classes per codec
+            raise DecodeError(f"{kind} frame does not decode: {exc}") from None
     if getattr(_swallowed, "count", 0) != swallowed:
         raise DecodeError(f"{kind} frame does not decode: the decoder reported an error")
-    if into is not None:
-        return into if into.dtype == target else into.view(target)
     if pixels.shape != shape:
         if pixels.size == rows * columns * samples and pixels.ndim == 3 and samples > 1 \
                 and pixels.shape[0] == samples:

@@ -168,14 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.group:
         name, _, ids = spec.partition("=")
         groups[name] = [j for i in ids.split(",") if i for j in by_set.get(i, [])]
+    everything = [j for jobs in by_set.values() for j in jobs]
     if args.bare_only:  # the groups asked for only: 'all' would decode every frame again
-        groups = groups or {"all": [j for jobs in by_set.values() for j in jobs]}
+        groups = groups or {"all": everything}
         json.dump({"groups": {name: {"frames": len(jobs),
                                      "bareCpuMsPerFrame": round(bare_cpu_ms(jobs), 4)}
                               for name, jobs in groups.items()}}, sys.stdout)
         print()
         return 0
-    groups["all"] = [j for jobs in by_set.values() for j in jobs]
+    groups["all"] = everything
     depths = args.in_flight or [args.decoders * 2, args.decoders * 8]
     by_depth = asyncio.run(measure(groups, args.decoders, args.pool, depths))
     best = max(by_depth, key=lambda d: by_depth[d]["all"]["framesPerSecond"] or 0)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
 from typing import Any
 
 import numpy as np
 from imagecodecs import deflate_crc32
+
+from ..codecs import little_endian
 
 
 def write_frame_file(path: str, fmt: str, data: bytes, pixels: np.ndarray, *,
@@ -42,7 +43,7 @@ def write_frame_file(path: str, fmt: str, data: bytes, pixels: np.ndarray, *,
             npy = np.lib.format
             npy.write_array_header_1_0(header, npy.header_data_from_array_1_0(c_order))
             parts.insert(0, header.getvalue())
-        elif pixels_crc is not None and _little_endian_bytes(c_order.dtype):
+        elif pixels_crc is not None and little_endian(c_order.dtype):
             file_crc = pixels_crc
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -57,16 +58,11 @@ def write_frame_file(path: str, fmt: str, data: bytes, pixels: np.ndarray, *,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    size, crc = 0, 0
-    for part in parts:
-        size += memoryview(part).nbytes
-        if file_crc is None:
-            crc = int(deflate_crc32(part, crc))
-    return size, (crc if file_crc is None else file_crc) & 0xFFFFFFFF
-
-
-def _little_endian_bytes(dtype: np.dtype[Any]) -> bool:
-    return dtype.byteorder in "<|" or (dtype.byteorder == "=" and sys.byteorder == "little")
+    if file_crc is None:
+        file_crc = 0
+        for part in parts:
+            file_crc = int(deflate_crc32(part, file_crc))
+    return sum(memoryview(part).nbytes for part in parts), file_crc & 0xFFFFFFFF
 
 
 def _write_all(fd: int, part: Any) -> None:
