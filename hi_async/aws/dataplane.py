@@ -31,6 +31,8 @@ from .sigv4 import JsonPostSigner
 # Every data-plane operation carries this host prefix (botocore's model: "endpoint":
 # {"hostPrefix": "runtime-"}); a custom endpoint URL is used as it is.
 _DATA_PLANE_PREFIX = "runtime-"
+#: Request paths kept (per image set and operation) before the cache starts over.
+_PATHS_KEPT = 4096
 #: JSON's string encoder (C-accelerated).
 _quote = json.encoder.encode_basestring_ascii
 
@@ -88,6 +90,7 @@ class LeanDataPlane:
         self._credentials = credentials
         self._pool = pool
         self._http: HttpPool | None = None
+        self._paths: dict[tuple[str, str, str], str] = {}
 
     async def __aenter__(self) -> LeanDataPlane:
         self._http = HttpPool(self._base, size=self._pool,
@@ -103,8 +106,15 @@ class LeanDataPlane:
             self._http = None
 
     def _path(self, datastore_id: str, image_set_id: str, operation: str) -> str:
-        return (f"{self._base_path}/datastore/{quote(datastore_id, safe='')}"
+        key = (datastore_id, image_set_id, operation)
+        path = self._paths.get(key)
+        if path is None:  # one per image set: quoting is dear at thousands a second
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            path = self._paths[key] = (
+                f"{self._base_path}/datastore/{quote(datastore_id, safe='')}"
                 f"/imageSet/{quote(image_set_id, safe='')}/{operation}")
+        return path
 
     async def _post(self, path: str, body: bytes) -> Any:
         assert self._http is not None, "use LeanDataPlane inside 'async with'"

@@ -61,12 +61,11 @@ class HttpPool:
 
     async def post(self, path: str, headers: dict[str, str], body: bytes) -> Response:
         """POST ``body`` to ``path`` with ``headers``; the whole answer."""
-        head = [f"POST {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
-        for name, value in headers.items():
-            head.append(f"{name}: {value}\r\n".encode("latin-1"))
-        head.append(f"Content-Length: {len(body)}\r\n\r\n".encode("latin-1"))
-        head.append(body)
-        request = b"".join(head)
+        varying = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        request = b"".join((f"POST {path} HTTP/1.1\r\n".encode("latin-1"),
+                            self._fixed_headers,
+                            f"{varying}Content-Length: {len(body)}\r\n\r\n".encode("latin-1"),
+                            body))
         async with self._slots:
             return await self._exchange(request)
 

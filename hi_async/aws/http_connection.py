@@ -19,6 +19,10 @@ _CRLF = b"\r\n"
 _HEADER_END = b"\r\n\r\n"
 #: A header block larger than this is not an HTTP answer worth parsing.
 _MAX_HEADER = 64 * 1024
+#: Header names as :meth:`Response.header` searches for them ("\r\nname:"), by name:
+#: the same few are looked up in every answer.
+_KEYS: dict[str, bytes] = {}
+_KEYS_KEPT = 64
 
 
 class ProtocolError(ConnectionError):
@@ -42,7 +46,11 @@ class Response:
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or None; the first if repeated."""
-        key = b"\r\n" + name.lower().encode("latin-1") + b":"
+        key = _KEYS.get(name)
+        if key is None:
+            key = b"\r\n" + name.lower().encode("latin-1") + b":"
+            if len(_KEYS) < _KEYS_KEPT:
+                _KEYS[name] = key
         start = self._lower.find(key)
         if start < 0:
             return None

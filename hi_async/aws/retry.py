@@ -63,19 +63,25 @@ class AimdLimiter:
         self._cooldown = cooldown
         self._last_cut = 0.0
         self._cond = anyio.Condition()
+        #: Callers waiting for a slot (counted here: asking the condition costs more).
+        self._waiting = 0
 
     async def __aenter__(self) -> None:
         if self.in_flight < int(self.limit):
             self.in_flight += 1
             return
-        async with self._cond:
-            while self.in_flight >= int(self.limit):
-                await self._cond.wait()
-            self.in_flight += 1
+        self._waiting += 1
+        try:
+            async with self._cond:
+                while self.in_flight >= int(self.limit):
+                    await self._cond.wait()
+                self.in_flight += 1
+        finally:
+            self._waiting -= 1
 
     async def __aexit__(self, *exc: object) -> None:
         self.in_flight -= 1
-        if self._cond.statistics().tasks_waiting:
+        if self._waiting:
             async with self._cond:
                 self._cond.notify(max(1, int(self.limit) - self.in_flight))
 

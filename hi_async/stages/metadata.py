@@ -12,6 +12,7 @@ import time
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ..metadata import parse_metadata
 from ..model import FrameRef, FrameResult, FrameStatus, ImageSetRef
@@ -29,7 +30,8 @@ async def frames_of(ctx: RunContext, image_set: ImageSetRef) -> list[FrameRef]:
     return await anyio.to_thread.run_sync(parse)
 
 
-async def run(image_sets: ObjectReceiveStream[ImageSetRef], frames: ObjectSendStream[FrameRef],
+async def run(image_sets: ObjectReceiveStream[ImageSetRef],
+              frames: MemoryObjectSendStream[FrameRef],
               results: ObjectSendStream[list[FrameResult]], ctx: RunContext) -> None:
     """Send each frame on to be fetched, or its resumed result straight to the sink.
 
@@ -39,7 +41,8 @@ async def run(image_sets: ObjectReceiveStream[ImageSetRef], frames: ObjectSendSt
         await _run(image_sets, frames, results, ctx)
 
 
-async def _run(image_sets: ObjectReceiveStream[ImageSetRef], frames: ObjectSendStream[FrameRef],
+async def _run(image_sets: ObjectReceiveStream[ImageSetRef],
+               frames: MemoryObjectSendStream[FrameRef],
                results: ObjectSendStream[list[FrameResult]], ctx: RunContext) -> None:
     async with image_sets, frames, results:
         async for image_set in image_sets:
@@ -52,7 +55,12 @@ async def _run(image_sets: ObjectReceiveStream[ImageSetRef], frames: ObjectSendS
             for ref in refs:
                 entry = ctx.resumable.get((ref.image_set_id, ref.image_frame_id))
                 if entry is None or ctx.out_dir is None:
-                    await frames.send(ref)
+                    # Straight into the queue while it has room: an awaited send yields
+                    # to the event loop for every frame.
+                    try:
+                        frames.send_nowait(ref)
+                    except anyio.WouldBlock:
+                        await frames.send(ref)
                     continue
                 path = ctx.out_dir / entry.path if entry.path else None
                 resumed.append(FrameResult(

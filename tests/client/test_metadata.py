@@ -156,3 +156,22 @@ def test_json_the_fast_parser_refuses_is_still_read_as_json_allows() -> None:
         orjson.loads(gzip.decompress(utf16))
     (ref,) = parse_metadata(utf16, DS, IS)
     assert (ref.image_frame_id, ref.expected_crc32) == (frame_id(2), 9)
+
+
+def test_frame_references_survive_pickling_as_they_cross_to_worker_processes() -> None:
+    import pickle
+
+    doc = document({"1": {
+        "a": instance(8, 8, [frame_entry(frame_id(1), 5), frame_entry(frame_id(2), None)],
+                      signed=1),
+        "b": instance(4, 4, [frame_entry(frame_id(3), 7)], samples=3, bits=8, signed=0),
+    }})
+    refs = parse_metadata(gz(doc), DS, IS, label="study A")
+    refs += parse_metadata(gz(doc), DS, IS)
+    assert [r.expected_crc32 for r in refs] == [5, None, 7] * 2
+    for ref in refs:
+        back = pickle.loads(pickle.dumps(ref, protocol=pickle.HIGHEST_PROTOCOL))
+        assert back == ref and hash(back) == hash(ref)
+        assert (back.label, back.signed, back.dtype) == (ref.label, ref.signed, ref.dtype)
+        with pytest.raises(AttributeError):
+            back.rows = 1  # type: ignore[misc]

@@ -252,3 +252,35 @@ def test_an_imposed_rate_replaces_an_older_one_only() -> None:
     assert rate.rate == pytest.approx(40.0)
     clock[0] += 1.0
     assert rate.rate == pytest.approx(80.0)  # and it grows back as a local cut does
+
+
+async def test_a_caller_cancelled_while_waiting_for_the_limiter_leaves_no_waiter_behind() -> None:
+    limiter = AimdLimiter(1)
+    await limiter.__aenter__()
+    with anyio.move_on_after(0.01):
+        async with limiter:
+            raise AssertionError("the only slot is taken")
+    assert limiter._waiting == 0
+    await limiter.__aexit__(None, None, None)
+    with anyio.fail_after(1):  # the freed slot is there, with nobody left to hand it to
+        async with limiter:
+            assert limiter.in_flight == 1
+    assert limiter.in_flight == 0
+
+
+async def test_a_freed_slot_goes_to_a_caller_that_waits_for_it() -> None:
+    limiter = AimdLimiter(1)
+    order: list[str] = []
+
+    async def second() -> None:
+        async with limiter:
+            order.append("second")
+
+    await limiter.__aenter__()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second)
+        await anyio.wait_all_tasks_blocked()
+        assert limiter._waiting == 1
+        order.append("first")
+        await limiter.__aexit__(None, None, None)
+    assert order == ["first", "second"] and limiter.in_flight == 0
