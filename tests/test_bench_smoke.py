@@ -80,12 +80,22 @@ def test_marginal_cpu_is_measured_in_every_round_beside_its_bare_decode(
                      / (r["ten"]["frames"] - r["one"]["frames"]))
         assert r["marginalCpuMsPerFrame"] == pytest.approx(per_frame, abs=1e-3)
         assert r["ratio"] == pytest.approx(per_frame / r["bareCpuMsPerFrame"], abs=1e-3)
+        # The floor client ran on the same MR frames, verified them all, and its ratios
+        # are of its own figures.
+        floor = r["floor"]
+        assert floor["frames"] == floor["verified"] == mr and floor["cpuMsPerFrame"] > 0
+        assert r["floorVsBare"] == pytest.approx(
+            floor["cpuMsPerFrame"] / r["bareCpuMsPerFrame"], abs=1e-3)
+        assert r["vsFloor"] == pytest.approx(per_frame / floor["cpuMsPerFrame"], abs=1e-3)
     derived = doc["derived"]
+    assert derived["floorVsBareRounds"] == [r["floorVsBare"] for r in rounds]
+    assert derived["floorVsBare"] == min(r["floorVsBare"] for r in rounds)
+    assert derived["marginalCpuVsFloor"] == min(r["vsFloor"] for r in rounds)
     assert derived["marginalCpuVsBareRounds"] == [r["ratio"] for r in rounds]
     # Of two rounds, the lower: the median round of an even count is its lower middle.
     assert derived["marginalCpuVsBare"] == min(r["ratio"] for r in rounds)
     assert derived["marginalCpuMsPerFrameAtLatency"] is not None
-    assert "ratios by round" in stdout
+    assert "ratios by round" in stdout and "the floor client" in stdout
 
 
 def test_dicom_export_is_measured_against_jph_on_the_same_frames(

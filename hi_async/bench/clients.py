@@ -225,6 +225,21 @@ def bare(jph_dir: Path, image_sets: list[str]) -> float | None:
     return float(value) if value is not None else None
 
 
+def floor(target: Target, datastore_id: str, image_sets: list[str], *,
+          lanes: int) -> dict[str, Any] | None:
+    """The floor client's figures on these image sets (:mod:`hi_async.bench.floor_client`),
+    or None when it failed."""
+    args = ["--endpoint-url", target.url, "--datastore-id", datastore_id,
+            "--lanes", str(lanes)]
+    for image_set in image_sets:
+        args += ["--image-set-id", image_set]
+    m = run_measured(module_command("floor_client", *args), env=client_env())
+    if m.returncode != 0 or not m.stdout.strip():
+        return None
+    doc: dict[str, Any] = json.loads(m.stdout.strip().splitlines()[-1])
+    return doc
+
+
 def standalone(script: str, args: list[str]) -> dict[str, Any]:
     """One of the stand-alone benchmarks (its own stack); its JSON, folded in."""
     m = run_measured(module_command(script, *args), env=client_env())

@@ -13,7 +13,10 @@ One local stack (server in its own process) holds one imported study: a CT serie
   10x pair for marginal CPU and memory);
 - the decode ceiling on the very bytes served (saved once with ``--format jph`` at 0 ms),
   and the bare single-threaded cost a verified frame cannot go below (imagecodecs decode
-  plus ``zlib.crc32``).
+  plus ``zlib.crc32``);
+- in each round, the CPU target: the bare decode, the floor client (hi_async's fetch and
+  check with nothing around them, :mod:`hi_async.bench.floor_client`) and hi_async on one
+  MR series and on all ten.
 
 ``--sweep`` adds the sweeps. Results go to a JSON file with machine, versions and
 settings (``./hi_async-bench/`` unless ``--out``); a table is printed.
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from hi_async.local.stack import LocalStack
-from hi_async.settings import usable_cores
+from hi_async.settings import Settings, usable_cores
 
 from . import clients, peer, report, study, sweep
 from .plot import plot_sweep
@@ -245,23 +248,31 @@ def run(opts: Options) -> dict[str, Any]:
 
 def _marginal_round(target: clients.Target, st: study.Study, jph_dir: Path,
                     workers: int) -> dict[str, Any]:
-    """One round of the CPU target: the bare decode of the MR frames, and hi_async on one
-    MR series and on all ten, back to back, so that the ratio is of figures taken on the
-    same machine within seconds (its speed drifts by up to half from minute to minute)."""
+    """One round of the CPU target: the bare decode of the MR frames, the floor client on
+    them (:mod:`hi_async.bench.floor_client`: fetched and checked with hi_async's parts and
+    nothing else, with as many frames in flight as one worker process), and hi_async on
+    one MR series and on all ten, back to back, so that the ratios are of figures taken on
+    the same machine within seconds (its speed drifts by up to half from minute to
+    minute)."""
     bare = clients.bare(jph_dir, st.mr.image_sets)
+    floor = clients.floor(target, st.datastore_id, st.mr.image_sets,
+                          lanes=max(4, Settings().fetchers // workers))
     one = clients.hi_async(target, st.datastore_id, st.mr.image_sets[:1], "none",
                            label="marginal-1x", workers=workers)
     ten = clients.hi_async(target, st.datastore_id, st.mr.image_sets, "none",
                            label="marginal-10x", workers=workers)
     keys = ("frames", "verified", "cpuSeconds", "framesPerSecond", "peakRssBytes")
+    floor_ms = floor.get("cpuMsPerFrame") if floor is not None else None
     out: dict[str, Any] = {"bareCpuMsPerFrame": bare, "latencyMs": target.latency_ms,
+                           "floor": floor, "floorVsBare": report.ratio(floor_ms, bare),
                            "one": {k: one.get(k) for k in keys},
                            "ten": {k: ten.get(k) for k in keys},
-                           "marginalCpuMsPerFrame": None, "ratio": None}
+                           "marginalCpuMsPerFrame": None, "ratio": None, "vsFloor": None}
     marginal = report.marginal_cpu_ms(one, ten)
     if marginal is not None and not one["error"] and not ten["error"]:
         out["marginalCpuMsPerFrame"] = round(marginal, 4)
         out["ratio"] = report.ratio(marginal, bare)
+        out["vsFloor"] = report.ratio(marginal, floor_ms)
     return out
 
 

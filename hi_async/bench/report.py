@@ -129,6 +129,11 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
     d["marginalCpuVsBareRounds"] = [r.get("ratio") for r in marginal or ()]
     d["marginalCpuMsPerFrame"] = _get(middle, "marginalCpuMsPerFrame")
     d["bareCpuMsPerFrameMr"] = _get(middle, "bareCpuMsPerFrame")
+    # The floor client in the same rounds: over the bare decode, what fetching costs any
+    # client built of hi_async's parts; hi_async over it, what the rest of hi_async costs.
+    d["floorVsBare"] = _median([r.get("floorVsBare") for r in marginal or ()])
+    d["floorVsBareRounds"] = [r.get("floorVsBare") for r in marginal or ()]
+    d["marginalCpuVsFloor"] = _median([r.get("vsFloor") for r in marginal or ()])
     # The same from the 1x / 10x pair at ``latency`` against the bare decode measured at
     # the start: with the cores idle between answers, every step of a frame costs more.
     d["marginalCpuMsPerFrameAtLatency"] = None if at_latency is None else round(at_latency, 4)
@@ -146,6 +151,7 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
     d["bottleneck"] = (_get(none, "stages") or {}).get("bottleneck")
     d["bottleneckWhy"] = (_get(none, "stages") or {}).get("why")
     marginal_runs = [r[k] for r in marginal or () for k in ("one", "ten")]
+    marginal_runs += [r["floor"] for r in marginal or () if r.get("floor")]
     d["allFramesVerified"] = all(r.get("verified") == r.get("frames") and r.get("frames")
                                  for run in _client_runs(runs) + ([ceil] if ceil else [])
                                  + marginal_runs
@@ -159,6 +165,12 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
                 t["note"] = (f"headline run has {d['headlineFrames']} frames; the target asks "
                              "for at least 2000")
     return d
+
+
+def _median(values: list[float | None]) -> float | None:
+    """The median of the values measured (the lower middle of an even count), or None."""
+    known = sorted(v for v in values if v is not None)
+    return known[(len(known) - 1) // 2] if known else None
 
 
 def _get(run: dict[str, Any] | None, key: str) -> Any:
@@ -223,7 +235,10 @@ def markdown(doc: dict[str, Any]) -> str:
               f"bare decode + zlib.crc32 {d['bareCpuMsPerFrameMr']} ms (median round at "
               f"{d['peerLatencyMs']:g} ms; ratios by round {d['marginalCpuVsBareRounds']}; "
               f"at {d['latencyMs']:g} ms {d['marginalCpuMsPerFrameAtLatency']} ms, "
-              f"{d['marginalCpuVsBareAtLatency']}x; decode + the CRC32 "
+              f"{d['marginalCpuVsBareAtLatency']}x; the floor client (hi_async's fetch "
+              f"and check alone, one process) {d['floorVsBare']}x the bare decode "
+              f"(rounds {d['floorVsBareRounds']}), hi_async {d['marginalCpuVsFloor']}x the "
+              "floor; decode + the CRC32 "
               f"hi_async uses {d['pureDecodeCpuMsPerFrameMr']} ms; through the decode pool "
               f"{d['ceilingCpuMsPerFrameMr']} ms); workers speed-up, raw "
               f"{d['workersSpeedupRaw']}x, none {d['workersSpeedupNone']}x; bottleneck of "

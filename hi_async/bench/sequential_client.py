@@ -23,6 +23,8 @@ import imagecodecs
 import numpy as np
 from botocore.config import Config
 
+from hi_async.bench.args import add_target
+
 
 def _frames(metadata: dict) -> list[tuple[str, int | None]]:
     """(frame ID, expected full-resolution CRC32) for every frame, in document order."""
@@ -48,10 +50,7 @@ def _decode(body: bytes, content_type: str) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--endpoint-url", required=True)
-    p.add_argument("--region", default="us-east-1")
-    p.add_argument("--datastore-id", required=True)
-    p.add_argument("--image-set-id", action="append", required=True)
+    add_target(p)
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
     p.add_argument("--per-set-limit", type=int, default=None,
                    help="take only the first K frames of each image set (a sample that "
