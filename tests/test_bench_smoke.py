@@ -234,3 +234,13 @@ def test_the_bench_writes_the_packages_bytecode_before_it_measures() -> None:
         pyc.unlink(missing_ok=True)
     assert bench_main._compile_package() is None
     assert all(pyc.is_file() for pyc in cached)
+
+
+def test_the_floor_client_names_an_endpoint_nobody_answers_at(tmp_path: Path) -> None:
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "hi_async.bench.floor_client", "--endpoint-url",
+         "http://127.0.0.1:9", "--datastore-id", "x", "--image-set-id", "y"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == "floor client: cannot connect to http://127.0.0.1:9"

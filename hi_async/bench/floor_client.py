@@ -32,7 +32,9 @@ import anyio
 
 from hi_async.aws.credentials import CredentialSource
 from hi_async.aws.dataplane import LeanDataPlane
+from hi_async.aws.errors import ApiError, Unreachable
 from hi_async.bench.args import add_target
+from hi_async.errors import HiAsyncError
 from hi_async.event_loop import run_sync
 from hi_async.metadata import parse_metadata
 from hi_async.model import Check, EncodedFrame, FrameRef
@@ -93,8 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--passes", type=int, default=1, help="measured passes over the frames")
     args = p.parse_args(argv)
     settings = Settings(endpoint_url=args.endpoint_url, region=args.region)
-    result = run_sync(lambda: measure(settings, args.datastore_id, args.image_set_id,
-                                      lanes=args.lanes, passes=args.passes), settings)
+    try:
+        result = run_sync(lambda: measure(settings, args.datastore_id, args.image_set_id,
+                                          lanes=args.lanes, passes=args.passes), settings)
+    except (HiAsyncError, ApiError, Unreachable, OSError) as exc:
+        # No retries here by design: the first failed request ends the measurement.
+        print(f"floor client: {exc}", file=sys.stderr)
+        return 2
     json.dump(result, sys.stdout)
     print()
     return 0 if result["verified"] == result["frames"] else 1
