@@ -164,7 +164,7 @@ class Downloader:
         # not expire (in memory, through their pipe); others they find in the chain.
         s = self.settings.replace(region=hi.region)
         async with WorkerPool(s, hi.endpoint_url, credentials=hi.credentials.static,
-                              workers=n, lanes=max(4, s.fetchers // n),
+                              workers=n, lanes=s.lanes_per_worker(n),
                               decoders=max(1, s.decoders // n),
                               retrier=self.retrier) as workers:
             task_status.started(workers)

@@ -21,6 +21,11 @@ class FrameStatus(enum.StrEnum):
     FAILED = "failed"  # not downloaded, not decoded, or a CRC32 mismatch after re-fetches
     UNVERIFIABLE = "unverifiable"  # decoded, but the metadata carries no checksum
 
+
+#: A status as index.jsonl and the workers spell it (a dict lookup: the enum's own call
+#: costs more, once per frame).
+FRAME_STATUS: dict[str, FrameStatus] = {status.value: status for status in FrameStatus}
+
 #: Stored transfer syntax → the Content-Type GetImageFrame serves it with.
 CONTENT_TYPES: dict[str, str] = {
     "1.2.840.10008.1.2.4.202": "image/jph",

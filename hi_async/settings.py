@@ -153,6 +153,11 @@ class Settings:
         """Series are assembled into volumes (for a volume file, a preview or both)."""
         return self.volume is not None or self.preview
 
+    def lanes_per_worker(self, workers: int) -> int:
+        """Frames each of ``workers`` worker processes keeps in flight: the fetchers
+        shared out among them, at least four each."""
+        return max(4, self.fetchers // workers)
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)

@@ -217,10 +217,9 @@ def bare(jph_dir: Path, image_sets: list[str]) -> float | None:
     a ``--format jph`` run saved them (measured in a process of its own)."""
     cmd = module_command("decode_ceiling", "--dir", str(jph_dir), "--bare-only",
                          "--group", f"these={','.join(image_sets)}")
-    m = run_measured(cmd, env=client_env())
-    if m.returncode != 0 or not m.stdout.strip():
+    doc = _json_result(run_measured(cmd, env=client_env()))
+    if doc is None:
         return None
-    doc = json.loads(m.stdout.strip().splitlines()[-1])
     value = doc.get("groups", {}).get("these", {}).get("bareCpuMsPerFrame")
     return float(value) if value is not None else None
 
@@ -233,7 +232,11 @@ def floor(target: Target, datastore_id: str, image_sets: list[str], *,
             "--lanes", str(lanes)]
     for image_set in image_sets:
         args += ["--image-set-id", image_set]
-    m = run_measured(module_command("floor_client", *args), env=client_env())
+    return _json_result(run_measured(module_command("floor_client", *args), env=client_env()))
+
+
+def _json_result(m: Measured) -> dict[str, Any] | None:
+    """The JSON object a bench script printed last, or None when it failed."""
     if m.returncode != 0 or not m.stdout.strip():
         return None
     doc: dict[str, Any] = json.loads(m.stdout.strip().splitlines()[-1])

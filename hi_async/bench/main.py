@@ -256,7 +256,7 @@ def _marginal_round(target: clients.Target, st: study.Study, jph_dir: Path,
     minute)."""
     bare = clients.bare(jph_dir, st.mr.image_sets)
     floor = clients.floor(target, st.datastore_id, st.mr.image_sets,
-                          lanes=max(4, Settings().fetchers // workers))
+                          lanes=Settings().lanes_per_worker(workers))
     one = clients.hi_async(target, st.datastore_id, st.mr.image_sets[:1], "none",
                            label="marginal-1x", workers=workers)
     ten = clients.hi_async(target, st.datastore_id, st.mr.image_sets, "none",

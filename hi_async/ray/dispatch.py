@@ -30,7 +30,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import HiAsyncError
-from ..model import FrameRef, FrameResult, FrameStatus
+from ..model import FRAME_STATUS, FrameRef, FrameResult, FrameStatus
 from ..stages.context import RunContext
 from .connect import task_error
 from .shard import Item, ShardJob, ShardOutcome, remove_tmp, run_shard
@@ -165,7 +165,7 @@ def _result(ref: FrameRef, item: Item) -> FrameResult:
     from pathlib import Path
 
     _, status, content_type, crc, error, nbytes, path, file_bytes, file_crc32 = item
-    return FrameResult(ref=ref, status=FrameStatus(status), content_type=content_type,
+    return FrameResult(ref=ref, status=FRAME_STATUS[status], content_type=content_type,
                        actual_crc32=crc, error=error, encoded_bytes=nbytes,
                        path=Path(path) if path is not None else None,
                        file_bytes=file_bytes, file_crc32=file_crc32)

@@ -33,7 +33,7 @@ from ..aws.credentials import Frozen
 from ..aws.retry import Retrier
 from ..aws.sendrate import RateShare
 from ..errors import DecodePoolBroken, HiAsyncError
-from ..model import FrameRef, FrameResult, FrameStatus
+from ..model import FRAME_STATUS, FrameRef, FrameResult, FrameStatus
 from ..settings import Settings
 from . import protocol
 from .shards import Deliver, RunHandle, Shard, WorkerSlot, unfinished
@@ -50,9 +50,6 @@ STOP_TIMEOUT = 2.0
 #: Seconds a failed run waits for the frames its workers still hold (their files may
 #: already be written: their results are journaled) before it gives up on them.
 FAILED_RUN_GRACE = 10.0
-
-#: A result's status as a worker spells it (a dict lookup: the enum's own call costs more).
-_STATUS = {status.value: status for status in FrameStatus}
 
 #: glibc's allocator settings for a worker, unless the environment sets them: blocks up
 #: to 4 MiB come from the heap (not a fresh mapping each), and up to 32 MiB of freed heap
@@ -307,7 +304,7 @@ class WorkerPool:
             if status == "verified":
                 shard.run.by_worker[str(worker.process.pid)] += 1
             by_run.setdefault(shard.run, []).append(FrameResult(
-                ref=shard.frames[index], status=_STATUS[status], content_type=content_type,
+                ref=shard.frames[index], status=FRAME_STATUS[status], content_type=content_type,
                 actual_crc32=crc, path=Path(path) if path is not None else None, error=error,
                 encoded_bytes=nbytes, file_bytes=file_bytes, file_crc32=file_crc,
                 noted=(shard_id, index) in noted))
