@@ -98,6 +98,39 @@ def test_marginal_cpu_is_measured_in_every_round_beside_its_bare_decode(
     assert "ratios by round" in stdout and "the floor client" in stdout
 
 
+def test_each_round_records_what_a_frame_file_costs_the_file_system(
+        quick: tuple[dict, str]) -> None:
+    doc, stdout = quick
+    probes = doc["fileCreate"]["rounds"]
+    assert len(probes) == 2  # --rounds 2: one probe at the start of each
+    for probe in probes:
+        assert probe["files"] == 200 and probe["bytesPerFile"] == 256 * 256 * 2
+        assert probe["cpuMicrosecondsPerFile"] > 0 and probe["microsecondsPerFile"] > 0
+    assert doc["fileCreate"]["fileSystem"]  # the bench's temporary folder is on one
+    derived = doc["derived"]
+    assert derived["fileCreateMicrosecondsRounds"] == [p["microsecondsPerFile"] for p in probes]
+    assert derived["fileCreateMicroseconds"] == min(derived["fileCreateMicrosecondsRounds"])
+    assert "creating one 128 KiB frame file in the runs' folder" in stdout
+
+
+def test_the_file_probe_writes_whole_frame_files_and_keeps_them(tmp_path: Path) -> None:
+    from hi_async.bench import file_cost
+
+    figures = file_cost.probe(tmp_path, files=7, nbytes=4096)
+    assert figures["files"] == 7 and figures["microsecondsPerFile"] > 0
+    written = sorted(tmp_path.iterdir())
+    assert [p.name for p in written] == [f"{n:05d}.raw" for n in range(7)]
+    assert all(p.read_bytes() == bytes(4096) for p in written)  # no .tmp left, none cut
+
+
+def test_the_file_system_of_a_folder_comes_from_the_mount_table(tmp_path: Path) -> None:
+    from hi_async.bench import file_cost
+
+    assert file_cost.file_system(Path("/proc/self")) == "proc"
+    mounts = Path("/proc/self/mounts").read_text().split()
+    assert file_cost.file_system(tmp_path) in mounts  # a type listed there, not a guess
+
+
 def test_dicom_export_is_measured_against_jph_on_the_same_frames(
         quick: tuple[dict, str]) -> None:
     doc, stdout = quick

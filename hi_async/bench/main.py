@@ -14,6 +14,8 @@ One local stack (server in its own process) holds one imported study: a CT serie
 - the decode ceiling on the very bytes served (saved once with ``--format jph`` at 0 ms),
   and the bare single-threaded cost a verified frame cannot go below (imagecodecs decode
   plus ``zlib.crc32``);
+- at the start of each round, what creating one frame file costs in the runs' folder
+  (:mod:`hi_async.bench.file_cost`);
 - in each round, the CPU target: the bare decode, the floor client (hi_async's fetch and
   check with nothing around them, :mod:`hi_async.bench.floor_client`) and hi_async on one
   MR series and on all ten.
@@ -40,7 +42,7 @@ from typing import Any
 from hi_async.local.stack import LocalStack
 from hi_async.settings import Settings, usable_cores
 
-from . import clients, peer, report, study, sweep
+from . import clients, file_cost, peer, report, study, sweep
 from .plot import plot_sweep
 
 #: Where results go unless ``--out`` says otherwise (relative to the working folder).
@@ -157,8 +159,10 @@ def run(opts: Options) -> dict[str, Any]:
         # each is kept, with all of them beside it.
         rounds: dict[str, list[dict[str, Any]]] = {}
         marginal_rounds: list[dict[str, Any]] = []
+        file_probes: list[dict[str, Any]] = []
         for n in range(1, opts.rounds + 1):
             _log(f"round {n} of {opts.rounds} {at}: {headline_frames} frames per run")
+            file_probes.append(file_cost.probe(target.fresh_folder("file-probe")))
             for fmt in ("none", "jph", "npy", "raw"):
                 _log(f"hi_async --format {fmt}, {workers} workers")
                 rounds.setdefault(f"fmt-{fmt}", []).append(clients.hi_async(
@@ -215,6 +219,8 @@ def run(opts: Options) -> dict[str, Any]:
         else:
             notes.append("sweeps skipped (run with --sweep)")
         doc["emulatorRequests"] = stack.stats().get("requests")
+        doc["fileCreate"] = {"fileSystem": file_cost.file_system(target.workdir),
+                             "rounds": file_probes}
 
     if opts.standalone:
         _log("stand-alone benchmarks: emulator_frames, import_throughput")
@@ -239,7 +245,8 @@ def run(opts: Options) -> dict[str, Any]:
     doc["runs"] = runs
     doc["marginalCpu"] = marginal_rounds
     doc["derived"] = report.derive(runs, opts.latency_ms, opts.peer_latency_ms,
-                                   marginal=marginal_rounds)
+                                   marginal=marginal_rounds,
+                                   file_probes=doc["fileCreate"]["rounds"])
     doc["notes"] = notes
     doc["machine"]["loadAverageAfter"] = list(os.getloadavg())
     doc["seconds"] = round(time.perf_counter() - began, 1)

@@ -93,9 +93,11 @@ def marginal_cpu_ms(one: dict[str, Any] | None, ten: dict[str, Any] | None) -> f
 
 
 def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
-           marginal: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The headline ratios, each with its inputs, from the named runs of this run and the
-    rounds of the marginal CPU measurement (``bench.main._marginal_round``)."""
+           marginal: list[dict[str, Any]] | None = None,
+           file_probes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The headline ratios, each with its inputs, from the named runs of this run, the
+    rounds of the marginal CPU measurement (``bench.main._marginal_round``) and what a
+    frame file cost the file system in each round (``bench.file_cost.probe``)."""
     seq, none = runs.get("sequential"), runs.get("headline-none")
     one, ten, ceil = runs.get("mr-1x"), runs.get("mr-10x"), runs.get("ceiling")
     groups = (ceil or {}).get("groups", {})
@@ -139,6 +141,9 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
     d["marginalCpuMsPerFrameAtLatency"] = None if at_latency is None else round(at_latency, 4)
     d["marginalCpuVsBareAtLatency"] = ratio(at_latency, mr.get("bareCpuMsPerFrame"))
     d["marginalCpuVsCeiling"] = ratio(at_latency, mr.get("cpuMsPerFrame"))
+    d["fileCreateMicroseconds"] = _median([p.get("microsecondsPerFile")
+                                           for p in file_probes or ()])
+    d["fileCreateMicrosecondsRounds"] = [p.get("microsecondsPerFile") for p in file_probes or ()]
     d["peakRssRatio"] = ratio(_get(ten, "peakRssBytes"), _get(one, "peakRssBytes"))
     shares = [r["emulator"]["coreShare"] for r in _client_runs(runs)
               if r.get("emulator", {}).get("coreShare") is not None]
@@ -245,6 +250,12 @@ def markdown(doc: dict[str, Any]) -> str:
               "the headline run: "
               f"{d['bottleneck']} ({d['bottleneckWhy']}); every frame verified in every mode: "
               f"{d['allFramesVerified']}"]
+    if d.get("fileCreateMicrosecondsRounds"):
+        where = (doc.get("fileCreate") or {}).get("fileSystem") or "unknown"
+        lines.append(f"- creating one 128 KiB frame file in the runs' folder ({where}): "
+                     f"{d['fileCreateMicroseconds']} µs (rounds "
+                     f"{d['fileCreateMicrosecondsRounds']}); it grows several times over "
+                     "in the half minute after many files nearby were deleted")
     dcm = doc["runs"].get("fmt-dcm")
     if dcm:
         lines.append(f"- DICOM export (--format dcm, frames as stored, {d['peerLatencyMs']:g} ms): "

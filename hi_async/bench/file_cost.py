@@ -1,0 +1,66 @@
+"""What the file system charges for one frame file, measured where the runs write theirs.
+
+``--format raw`` differs from ``--format none`` by one file per frame, and what creating
+a file costs can change several times over with what the machine did just before. On
+ext4 without a journal (this project's benchmark machine), allocating an inode scans the
+block group's free inodes from its start and passes over each one freed in the last
+minutes (the kernel's ``recently_deleted``); after thousands of files were deleted near
+the folder, each new file pays for that scan. The bench therefore measures, at the start
+of each round and in the folder its runs write to, what :func:`write_frame_file` costs
+for a frame of the MR series' size, so that a slow file system can be told from a slow
+client in the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hi_async.output.frames import write_frame_file
+
+#: Files per probe, and the size of each: a 256 x 256 16-bit frame, as the MR series.
+PROBE_FILES = 200
+PROBE_BYTES = 256 * 256 * 2
+
+
+def probe(folder: Path, *, files: int = PROBE_FILES, nbytes: int = PROBE_BYTES) -> dict[str, Any]:
+    """Write ``files`` frame files of ``nbytes`` into ``folder`` (which exists and is
+    empty) as hi_async writes a ``.raw`` frame (a ``.tmp`` file, written, closed and
+    renamed); the wall and CPU microseconds per file.
+
+    The files are kept: deleting them would slow the next files created nearby, the very
+    effect this measures (:meth:`hi_async.bench.clients.Target.retire`).
+    """
+    pixels = np.zeros(nbytes // 2, dtype="<u2")
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    for n in range(files):
+        write_frame_file(os.path.join(folder, f"{n:05d}.raw"), "raw", b"", pixels,
+                         pixels_crc=0)
+    wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+    return {"files": files, "bytesPerFile": nbytes,
+            "microsecondsPerFile": round(wall * 1e6 / files, 1),
+            "cpuMicrosecondsPerFile": round(cpu * 1e6 / files, 1)}
+
+
+def file_system(folder: Path) -> str | None:
+    """The type of the file system ``folder`` is on (``ext4``, ``xfs``, ``tmpfs`` ...), from
+    the mount table; None where there is none to read."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    where = os.path.realpath(folder)
+    best, kind = "", None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
