@@ -123,6 +123,22 @@ def test_the_file_probe_writes_whole_frame_files_and_keeps_them(tmp_path: Path) 
     assert all(p.read_bytes() == bytes(4096) for p in written)  # no .tmp left, none cut
 
 
+def test_each_run_starts_with_what_earlier_runs_left_dirty_written_back(
+        tmp_path: Path) -> None:
+    from hi_async.bench import clients, file_cost
+
+    if file_cost.file_system(tmp_path) in ("tmpfs", "ramfs"):
+        pytest.skip("the temporary folder is in memory: nothing there is ever dirty")
+    # 32 MB written without a sync, as the C++ sample leaves its files.
+    with open(tmp_path / "unsynced", "wb") as fh:
+        fh.write(os.urandom(32 << 20))
+    target = clients.Target("http://127.0.0.1:1", os.getpid(), tmp_path)
+    before = target.settle()
+    assert before is not None and before >= 16  # the file's pages were dirty
+    after = clients.dirty_megabytes()
+    assert after is not None and after < before
+
+
 def test_the_file_system_of_a_folder_comes_from_the_mount_table(tmp_path: Path) -> None:
     from hi_async.bench import file_cost
 
@@ -157,6 +173,8 @@ def test_each_client_run_is_measured_with_the_emulator_beside_it(quick: tuple[di
         assert run["emulator"]["cpuSeconds"] >= 0, name
         expected = 0.0 if name == "jph-0ms" else 5.0 if name.startswith("fmt-") else 50.0
         assert run["config"]["latencyMs"] == expected, name
+        if run["mode"] == "hi_async":  # written back before it started, and how much
+            assert run["dirtyMBBefore"] >= 0, name
     none = doc["runs"]["headline-none"]
     assert none["startupSeconds"] is not None and none["startupSeconds"] < none["wallSeconds"]
     stages = none["stages"]
@@ -230,6 +248,7 @@ def test_the_cpp_sample_runs_as_a_column_on_the_same_frames(tmp_path: Path) -> N
         # It can exit before its decode pool wrote the last frame or two (peers.md).
         assert everything - 2 <= run["frames"] <= everything, fmt
         assert {t["label"] for t in run["tries"]} == {f"peer-{fmt}-c16", f"peer-{fmt}-c64"}
+        assert run["dirtyMBBefore"] >= 0, fmt
     targets = {t["metric"]: t for t in doc["derived"]["targets"]}
     for name in ("rawVsPeer", "jphVsPeer", "jphVsPeerRaw"):
         assert targets[name]["status"] in ("PASS", "MISS"), name

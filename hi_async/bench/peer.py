@@ -52,6 +52,7 @@ def run(binary: Path, target: Target, metadata: list[Path], fmt: str, threads: i
     for path in metadata:
         cmd += ["-i", str(path)]
     env = {**client_env(), "AWS_REGION": "us-east-1"}
+    dirty = target.settle()
     cpu0 = process_cpu_seconds(target.server_pid)
     m = run_measured(cmd, env=env, cwd=workdir, count_descendants=False)
     server_cpu = process_cpu_seconds(target.server_pid) - cpu0
@@ -64,6 +65,7 @@ def run(binary: Path, target: Target, metadata: list[Path], fmt: str, threads: i
     return {
         "mode": "peer-cpp", "label": f"peer-{fmt}-c{threads}", "format": fmt,
         "config": {"latencyMs": target.latency_ms, "threads": threads, "decoders": decoders},
+        "dirtyMBBefore": dirty,
         "frames": written, "expectedFrames": expected,
         # The peer checks nothing: its files are counted, none is verified.
         "verified": None,
