@@ -76,7 +76,8 @@ def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
     of an even count), with each round's figures under ``rounds``."""
     ordered = sorted(results, key=lambda r: r.get("framesPerSecond") or 0.0)
     chosen = ordered[(len(ordered) - 1) // 2]
-    keys = ("framesPerSecond", "cpuMsPerFrame", "wallSeconds", "frames", "verified")
+    keys = ("framesPerSecond", "cpuMsPerFrame", "wallSeconds", "frames", "verified",
+            "dirtyMBBefore")
     return {**chosen, "rounds": [{k: r.get(k) for k in keys if k in r} for r in results]}
 
 
