@@ -145,6 +145,7 @@ def test_the_file_system_of_a_folder_comes_from_the_mount_table(tmp_path: Path) 
     assert file_cost.file_system(Path("/proc/self")) == "proc"
     mounts = Path("/proc/self/mounts").read_text().split()
     assert file_cost.file_system(tmp_path) in mounts  # a type listed there, not a guess
+    assert file_cost.mount_point(r"/mnt/scans\040of\011May\134x") == "/mnt/scans of\tMay\\x"
 
 
 def test_dicom_export_is_measured_against_jph_on_the_same_frames(

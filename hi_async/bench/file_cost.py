@@ -14,6 +14,7 @@ client in the figures.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from typing import Any
 import numpy as np
 
 from hi_async.output.frames import write_frame_file
+
+#: The mount table writes a space, tab, newline or backslash in a path as a backslash
+#: and three octal digits.
+_OCTAL = re.compile(r"\\([0-7]{3})")
 
 #: Files per probe, and the size of each: a 256 x 256 16-bit frame, as the MR series.
 PROBE_FILES = 200
@@ -59,8 +64,13 @@ def file_system(folder: Path) -> str | None:
         fields = line.split()
         if len(fields) < 3:
             continue
-        point = fields[1].replace("\\040", " ")
+        point = mount_point(fields[1])
         inside = where == point or where.startswith(point.rstrip("/") + "/")
         if inside and len(point) >= len(best):
             best, kind = point, fields[2]
     return kind
+
+
+def mount_point(field: str) -> str:
+    """A mount point as the mount table writes it, unescaped (``\\040`` is a space)."""
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
