@@ -113,6 +113,16 @@ def test_each_round_records_what_a_frame_file_costs_the_file_system(
     assert "creating one 128 KiB frame file in the runs' folder" in stdout
 
 
+def test_raw_over_none_is_also_given_round_by_round(quick: tuple[dict, str]) -> None:
+    doc, stdout = quick
+    raw, none = doc["runs"]["fmt-raw"]["rounds"], doc["runs"]["fmt-none"]["rounds"]
+    expected = [round(r["framesPerSecond"] / n["framesPerSecond"], 3)
+                for r, n in zip(raw, none, strict=True)]
+    assert doc["derived"]["rawVsNoneRounds"] == expected and len(expected) == 2
+    assert doc["derived"]["rawVsPeerRounds"] is None  # no C++ sample in this run
+    assert f"- by round: raw / none {expected}" in stdout
+
+
 def test_the_file_probe_writes_whole_frame_files_and_keeps_them(tmp_path: Path) -> None:
     from hi_async.bench import file_cost
 

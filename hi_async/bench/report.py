@@ -86,6 +86,16 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+def round_ratios(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[float | None] | None:
+    """frames/s of ``a`` over ``b`` in each round both ran (their ``rounds``, in order), or
+    None when either has no rounds or their counts differ."""
+    ra, rb = (a or {}).get("rounds"), (b or {}).get("rounds")
+    if not ra or not rb or len(ra) != len(rb):
+        return None
+    return [ratio(x.get("framesPerSecond"), y.get("framesPerSecond"))
+            for x, y in zip(ra, rb, strict=True)]
+
+
 def marginal_cpu_ms(one: dict[str, Any] | None, ten: dict[str, Any] | None) -> float | None:
     """CPU ms per frame that the larger run spent beyond the smaller, per extra frame."""
     if not one or not ten or ten["frames"] <= one["frames"]:
@@ -108,6 +118,10 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
     d["jphVsPeer"] = ratio(fps.get("fmt-jph"), fps.get("peer-jph"))
     d["jphVsPeerRaw"] = ratio(fps.get("fmt-jph"), fps.get("peer-raw"))
     d["rawVsNone"] = ratio(fps.get("fmt-raw"), fps.get("fmt-none"))
+    # The same ratios round by round: runs of one round ran minutes apart at most, so a
+    # round whose file system or machine was slow shows as that round's ratio.
+    d["rawVsNoneRounds"] = round_ratios(runs.get("fmt-raw"), runs.get("fmt-none"))
+    d["rawVsPeerRounds"] = round_ratios(runs.get("fmt-raw"), runs.get("peer-raw"))
     d["dcmVsJph"] = ratio(fps.get("fmt-dcm"), fps.get("fmt-jph"))
     d["dcmInstancesPerSecond"] = _get(runs.get("fmt-dcm"), "instancesPerSecond")
     d["workersSpeedupRaw"] = ratio(fps.get("fmt-raw"), fps.get("fmt-raw-1w"))
@@ -251,6 +265,10 @@ def markdown(doc: dict[str, Any]) -> str:
               "the headline run: "
               f"{d['bottleneck']} ({d['bottleneckWhy']}); every frame verified in every mode: "
               f"{d['allFramesVerified']}"]
+    if d.get("rawVsNoneRounds"):
+        lines.append(f"- by round: raw / none {d['rawVsNoneRounds']}"
+                     + (f", raw / C++ -f raw {d['rawVsPeerRounds']}"
+                        if d.get("rawVsPeerRounds") else ""))
     if d.get("fileCreateMicrosecondsRounds"):
         where = (doc.get("fileCreate") or {}).get("fileSystem") or "unknown"
         lines.append(f"- creating one 128 KiB frame file in the runs' folder ({where}): "
