@@ -45,6 +45,10 @@ from .model import FrameResult
 COMMIT_INTERVAL = 0.25
 #: A batch this large is committed without waiting for the interval.
 COMMIT_BATCH = 1024
+#: Results waiting while a barrier is under way, at most, before the sink waits for it
+#: too (:meth:`Committer.room`): a slow disk then slows the run down instead of piling
+#: results up in memory.
+MAX_PENDING = 8 * COMMIT_BATCH
 
 
 def make_stable(out_dir: Path, paths: Iterable[str]) -> None:
@@ -99,25 +103,37 @@ class Committer:
 
     ``add`` never blocks; :meth:`run` (a task of the pipeline) commits a batch every
     ``interval`` seconds or as soon as ``max_batch`` are waiting, one batch at a time, in
-    a worker thread so that the event loop never waits on the disk.
+    a worker thread so that the event loop never waits on the disk. Results that arrive
+    during a barrier wait for the next one; past ``max_pending`` of them, :meth:`room`
+    makes their producer wait as well.
     """
 
     def __init__(self, journal: Journal, *, interval: float = COMMIT_INTERVAL,
-                 max_batch: int = COMMIT_BATCH, release: bool = True) -> None:
+                 max_batch: int = COMMIT_BATCH, max_pending: int = MAX_PENDING,
+                 release: bool = True) -> None:
         self.journal = journal
         self.interval = interval
         self.max_batch = max_batch
+        self.max_pending = max_pending
         #: Drop each committed batch from the page cache (:func:`release_cached`).
         self.release = release
         self.batches = 0
         self._pending: list[FrameResult] = []
         self._wake = anyio.Event()
+        #: Set (and replaced) each time a commit takes the waiting results.
+        self._taken = anyio.Event()
         self._closing = False
 
     def add(self, results: Iterable[FrameResult]) -> None:
         self._pending.extend(results)
         if len(self._pending) >= self.max_batch:
             self._wake.set()
+
+    async def room(self) -> None:
+        """Return once fewer than ``max_pending`` results wait to be committed (at once,
+        unless a barrier is taking long)."""
+        while len(self._pending) >= self.max_pending and not self._closing:
+            await self._taken.wait()
 
     def close(self) -> None:
         """No more results: :meth:`run` commits what is waiting and returns."""
@@ -138,6 +154,8 @@ class Committer:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        self._taken.set()
+        self._taken = anyio.Event()
         # A commit that has begun finishes, even when the run is being cancelled: its
         # frames are on disk, and their lines are what a rerun resumes from.
         with anyio.CancelScope(shield=True):

@@ -2,7 +2,8 @@
 
 Results are journaled by the run's :class:`~hi_async.durability.Committer`, in batches,
 each after a barrier that made its files stable; the counts and the progress display
-move as soon as a result arrives.
+move as soon as a result arrives. When a barrier takes so long that many results wait
+for the next one, the sink waits for it too, and the stages before it with it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ async def _consume(results: MemoryObjectReceiveStream[list[FrameResult]], ctx: R
             if ctx.progress is not None:
                 ctx.progress.on_result(result)
         ctx.stats.busy["sink"] += time.perf_counter() - t0
+        if ctx.committer is not None:
+            await ctx.committer.room()
         if ctx.volumes is not None:
             await ctx.volumes.on_results(batch)
         if ctx.on_result is not None:

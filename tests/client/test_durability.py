@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,49 @@ def test_a_commit_that_has_begun_finishes_when_its_run_is_cancelled(tmp_path: Pa
     anyio.run(main)
     journal.close()
     assert len((tmp_path / "index.jsonl").read_text().splitlines()) == 3
+
+
+def test_while_a_barrier_is_slow_the_results_waiting_are_bounded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk_answers = threading.Event()
+    real_barrier = durability.make_stable
+
+    def slow_barrier(out_dir: Path, paths: Any) -> None:
+        disk_answers.wait(10)  # a disk that takes as long as the test says
+        real_barrier(out_dir, paths)
+
+    monkeypatch.setattr(durability, "make_stable", slow_barrier)
+    journal = Journal(tmp_path, resume=False)
+    committer = Committer(journal, interval=0.01, max_batch=4, max_pending=8)
+    frames = [_written(tmp_path, n) for n in range(20)]
+    added = 0
+    seen: dict[str, int] = {}
+
+    async def produce() -> None:  # as the sink does
+        nonlocal added
+        for result in frames:
+            committer.add([result])
+            added += 1
+            await committer.room()
+        committer.close()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(committer.run)
+            tg.start_soon(produce)
+            await anyio.sleep(0.3)
+            seen.update(added=added, waiting=len(committer._pending))
+            disk_answers.set()
+
+    try:
+        anyio.run(main)
+    finally:
+        disk_answers.set()
+    journal.close()
+    # 8 results in the barrier, 8 waiting for the next one, and the producer held there.
+    assert seen == {"added": 16, "waiting": 8}
+    lines = (tmp_path / "index.jsonl").read_text().splitlines()
+    assert [json.loads(x)["imageFrameId"] for x in lines] == [frame_id(n) for n in range(20)]
 
 
 def test_the_barrier_covers_files_and_folders_without_syncfs(
