@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .firstconn import FirstConnection
-from .proctree import Measured, process_cpu_seconds, run_measured
+from .proctree import Measured, meminfo_kb, process_cpu_seconds, run_measured
 from .stages import analyse
 
 
@@ -85,13 +85,8 @@ class Target:
 
 def dirty_megabytes() -> float | None:
     """Dirty and under-writeback page cache, in MB (``/proc/meminfo``)."""
-    try:
-        lines = Path("/proc/meminfo").read_text().splitlines()
-    except OSError:
-        return None
-    kb = sum(int(line.split()[1]) for line in lines
-             if line.startswith(("Dirty:", "Writeback:")))
-    return round(kb / 1024, 1)
+    kb = meminfo_kb("Dirty", "Writeback")
+    return None if kb is None else round(kb / 1024, 1)
 
 
 def client_env(uvloop: bool = True, frame_client: str | None = None) -> dict[str, str]:

@@ -21,6 +21,16 @@ from pathlib import Path
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+def meminfo_kb(*fields: str) -> int | None:
+    """The sum of these ``/proc/meminfo`` fields (``"MemTotal"``, ``"Dirty"`` ...) in kB; a
+    field the kernel does not list counts 0. None where the file cannot be read."""
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return None
+    return sum(int(line.split()[1]) for line in lines if line.split(":", 1)[0] in fields)
+
+
 @dataclass(frozen=True)
 class Measured:
     returncode: int

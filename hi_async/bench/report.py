@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .proctree import meminfo_kb
+
 _PACKAGES = ("hi_async", "botocore", "aiobotocore", "boto3", "imagecodecs", "numpy", "uvloop",
              "anyio", "aiohttp", "matplotlib")
 
@@ -42,11 +44,9 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-        mem_kb = next(int(line.split()[1]) for line in
-                      Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
-    except (OSError, StopIteration):
-        mem_kb = 0
+    except OSError:
+        pass
+    mem_kb = meminfo_kb("MemTotal") or 0
     return {"cpuModel": model, "cores": os.cpu_count(), "memoryGB": round(mem_kb / 2**20, 1),
             "platform": platform.platform(), "loadAverage": list(os.getloadavg())}
 
