@@ -246,7 +246,7 @@ def run(opts: Options) -> dict[str, Any]:
     doc["marginalCpu"] = marginal_rounds
     doc["derived"] = report.derive(runs, opts.latency_ms, opts.peer_latency_ms,
                                    marginal=marginal_rounds,
-                                   file_probes=doc["fileCreate"]["rounds"])
+                                   file_probes=file_probes)
     doc["notes"] = notes
     doc["machine"]["loadAverageAfter"] = list(os.getloadavg())
     doc["seconds"] = round(time.perf_counter() - began, 1)
