@@ -2,9 +2,10 @@
 
 Frame files are written to ``*.tmp`` and renamed into place without an fsync each: one
 fsync per frame made every write wait on the disk. Instead, every ``interval`` seconds
-(or ``max_batch`` frames) one durability barrier makes the batch's files and their
-directory entries stable, and only then are the batch's lines appended to index.jsonl
-and the journal synced. So a line never becomes stable before its frame's file did.
+(or sooner, once ``max_batch`` frames or ``max_bytes`` of their files are waiting) one
+durability barrier makes the batch's files and their directory entries stable, and only
+then are the batch's lines appended to index.jsonl and the journal synced. So a line
+never becomes stable before its frame's file did.
 
 What each failure can lose:
 - the process is killed (SIGKILL, OOM): the files are in the page cache and survive; the
@@ -24,7 +25,9 @@ and reads none of it back: cached, its frames would push out what the rest of th
 machine has cached, and every page a frame takes is memory the kernel must find afresh.
 Handed back, the same pages serve the next batch. On the development VM, whose host
 reclaims the guest's free memory, this took ``--format raw`` from 633-698 to 747-830
-frames/s (2490 frames at 5 ms, three runs each).
+frames/s (2490 frames at 5 ms, three runs each). Bounding a batch's bytes
+(``max_bytes``) keeps those pages few: they are handed back after a few MB, not after
+a quarter of a second's worth of frames.
 """
 
 from __future__ import annotations
@@ -43,8 +46,12 @@ from .model import FrameResult
 
 #: Seconds between barriers while frames keep arriving.
 COMMIT_INTERVAL = 0.25
-#: A batch this large is committed without waiting for the interval.
+#: A batch this large is committed without waiting for the interval...
 COMMIT_BATCH = 1024
+#: ...and so is one whose files hold this many bytes: the page cache a run's files take
+#: before they are stable and released stays near this, whatever the frames' size and
+#: the speed (measured in ``benchmarks/NOTES.md``, "Fresh page-cache pages").
+COMMIT_BYTES = 4 << 20
 #: Results waiting while a barrier is under way, at most, before the sink waits for it
 #: too (:meth:`Committer.room`): a slow disk then slows the run down instead of piling
 #: results up in memory.
@@ -102,31 +109,37 @@ class Committer:
     """Journals results in batches, each after a barrier that made its files stable.
 
     ``add`` never blocks; :meth:`run` (a task of the pipeline) commits a batch every
-    ``interval`` seconds or as soon as ``max_batch`` are waiting, one batch at a time, in
+    ``interval`` seconds or as soon as ``max_batch`` results (or files of ``max_bytes``)
+    are waiting, one batch at a time, in
     a worker thread so that the event loop never waits on the disk. Results that arrive
     during a barrier wait for the next one; past ``max_pending`` of them, :meth:`room`
     makes their producer wait as well.
     """
 
     def __init__(self, journal: Journal, *, interval: float = COMMIT_INTERVAL,
-                 max_batch: int = COMMIT_BATCH, max_pending: int = MAX_PENDING,
-                 release: bool = True) -> None:
+                 max_batch: int = COMMIT_BATCH, max_bytes: int = COMMIT_BYTES,
+                 max_pending: int = MAX_PENDING, release: bool = True) -> None:
         self.journal = journal
         self.interval = interval
         self.max_batch = max_batch
+        self.max_bytes = max_bytes
         self.max_pending = max_pending
         #: Drop each committed batch from the page cache (:func:`release_cached`).
         self.release = release
         self.batches = 0
         self._pending: list[FrameResult] = []
+        #: Bytes in the files of ``_pending``.
+        self._pending_bytes = 0
         self._wake = anyio.Event()
         #: Set (and replaced) each time a commit takes the waiting results.
         self._taken = anyio.Event()
         self._closing = False
 
     def add(self, results: Iterable[FrameResult]) -> None:
+        start = len(self._pending)
         self._pending.extend(results)
-        if len(self._pending) >= self.max_batch:
+        self._pending_bytes += sum(r.file_bytes or 0 for r in self._pending[start:])
+        if len(self._pending) >= self.max_batch or self._pending_bytes >= self.max_bytes:
             self._wake.set()
 
     async def room(self) -> None:
@@ -154,6 +167,7 @@ class Committer:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        self._pending_bytes = 0
         self._taken.set()
         self._taken = anyio.Event()
         # A commit that has begun finishes, even when the run is being cancelled: its

@@ -32,9 +32,10 @@ def _written(out: Path, n: int) -> FrameResult:
                        "image_frame_id": frame_id(n)})
     path = out / ref.image_set_id / f"{ref.image_frame_id}.raw"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_frame_file(str(path), "raw", b"", ct_pixels())
+    size, crc = write_frame_file(str(path), "raw", b"", ct_pixels())
     return FrameResult(ref=ref, status=FrameStatus.VERIFIED, content_type="image/jph",
-                       actual_crc32=0, path=path, encoded_bytes=100)
+                       actual_crc32=0, path=path, encoded_bytes=100, file_bytes=size,
+                       file_crc32=crc)
 
 
 def test_every_line_is_appended_after_a_barrier_that_covered_its_file(
@@ -76,6 +77,36 @@ def test_every_line_is_appended_after_a_barrier_that_covered_its_file(
     assert all(a.startswith("barrier") and b.startswith("append")
                for a, b in zip(order[::2], order[1::2], strict=True))
     assert committer.batches == len(order) // 2
+
+
+def test_a_batch_whose_files_reach_max_bytes_is_committed_before_the_interval(
+        tmp_path: Path) -> None:
+    journal = Journal(tmp_path, resume=False)
+    frames = [_written(tmp_path, n) for n in range(4)]
+    size = frames[0].file_bytes
+    assert size
+    committer = Committer(journal, interval=30.0, max_batch=1000, max_bytes=3 * size)
+    waiting: list[int] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(committer.run)
+            taken = committer._taken
+            committer.add(frames[:2])
+            await anyio.sleep(0.2)
+            waiting.append(len(committer._pending))  # 2 files' bytes: below the bound
+            committer.add(frames[2:])
+            with anyio.fail_after(5):  # long before the 30 s interval
+                await taken.wait()
+            waiting.append(len(committer._pending))
+            committer.close()
+
+    anyio.run(main)
+    journal.close()
+    assert waiting == [2, 0]
+    assert committer.batches == 1
+    lines = (tmp_path / "index.jsonl").read_text().splitlines()
+    assert [json.loads(x)["imageFrameId"] for x in lines] == [frame_id(n) for n in range(4)]
 
 
 def test_a_commit_that_has_begun_finishes_when_its_run_is_cancelled(tmp_path: Path) -> None:
