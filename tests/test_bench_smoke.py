@@ -106,11 +106,15 @@ def test_each_round_records_what_a_frame_file_costs_the_file_system(
     for probe in probes:
         assert probe["files"] == 200 and probe["bytesPerFile"] == 256 * 256 * 2
         assert probe["cpuMicrosecondsPerFile"] > 0 and probe["microsecondsPerFile"] > 0
+        assert probe["pagesMicrosecondsPerFile"] > 0
     assert doc["fileCreate"]["fileSystem"]  # the bench's temporary folder is on one
     derived = doc["derived"]
     assert derived["fileCreateMicrosecondsRounds"] == [p["microsecondsPerFile"] for p in probes]
     assert derived["fileCreateMicroseconds"] == min(derived["fileCreateMicrosecondsRounds"])
+    pages = [p["pagesMicrosecondsPerFile"] for p in probes]
+    assert derived["filePagesMicrosecondsRounds"] == pages
     assert "creating one 128 KiB frame file in the runs' folder" in stdout
+    assert f"new page-cache pages alone (the same written into one file): {pages}" in stdout
 
 
 def test_raw_over_none_is_also_given_round_by_round(quick: tuple[dict, str]) -> None:
@@ -128,9 +132,14 @@ def test_the_file_probe_writes_whole_frame_files_and_keeps_them(tmp_path: Path) 
 
     figures = file_cost.probe(tmp_path, files=7, nbytes=4096)
     assert figures["files"] == 7 and figures["microsecondsPerFile"] > 0
-    written = sorted(tmp_path.iterdir())
+    assert figures["pagesMicrosecondsPerFile"] > 0
+    written = sorted(tmp_path.glob("*.raw"))
     assert [p.name for p in written] == [f"{n:05d}.raw" for n in range(7)]
     assert all(p.read_bytes() == bytes(4096) for p in written)  # no .tmp left, none cut
+    # The pages-only probe: the same bytes, appended to one file, kept.
+    assert (tmp_path / "pages.bin").read_bytes() == bytes(7 * 4096)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [p.name for p in written] + ["pages.bin"])
 
 
 def test_each_run_starts_with_what_earlier_runs_left_dirty_written_back(

@@ -5,10 +5,13 @@ a file costs can change several times over with what the machine did just before
 ext4 without a journal (this project's benchmark machine), allocating an inode scans the
 block group's free inodes from its start and passes over each one freed in the last
 minutes (the kernel's ``recently_deleted``); after thousands of files were deleted near
-the folder, each new file pays for that scan. The bench therefore measures, at the start
-of each round and in the folder its runs write to, what :func:`write_frame_file` costs
-for a frame of the MR series' size, so that a slow file system can be told from a slow
-client in the figures.
+the folder, each new file pays for that scan. And a file's data goes into page-cache
+pages the kernel must find: on a virtual machine whose host takes back the guest's free
+memory, a page it has not touched lately can cost tens of times more than one it reuses.
+The bench therefore measures, at the start of each round and in the folder its runs
+write to, what :func:`write_frame_file` costs for a frame of the MR series' size, and
+what the same bytes cost written into one file (new pages, no new inode), so that a slow
+file system, or slow memory, can be told from a slow client in the figures.
 """
 
 from __future__ import annotations
@@ -46,9 +49,28 @@ def probe(folder: Path, *, files: int = PROBE_FILES, nbytes: int = PROBE_BYTES) 
         write_frame_file(os.path.join(folder, f"{n:05d}.raw"), "raw", b"", pixels,
                          pixels_crc=0)
     wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+    pages = _pages_only(os.path.join(folder, "pages.bin"), files, pixels)
     return {"files": files, "bytesPerFile": nbytes,
             "microsecondsPerFile": round(wall * 1e6 / files, 1),
-            "cpuMicrosecondsPerFile": round(cpu * 1e6 / files, 1)}
+            "cpuMicrosecondsPerFile": round(cpu * 1e6 / files, 1),
+            "pagesMicrosecondsPerFile": round(pages * 1e6 / files, 1)}
+
+
+def _pages_only(path: str, files: int, pixels: np.ndarray) -> float:
+    """Seconds to append ``files`` frames' bytes to one new file at ``path`` (kept):
+    the same count of new page-cache pages as the frame files, without their inodes,
+    folder entries and renames."""
+    data = pixels.tobytes()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        start = time.perf_counter()
+        for _ in range(files):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        return time.perf_counter() - start
+    finally:
+        os.close(fd)
 
 
 def file_system(folder: Path) -> str | None:

@@ -159,6 +159,8 @@ def derive(runs: dict[str, Any], latency: float, peer_latency: float, *,
     d["fileCreateMicroseconds"] = _median([p.get("microsecondsPerFile")
                                            for p in file_probes or ()])
     d["fileCreateMicrosecondsRounds"] = [p.get("microsecondsPerFile") for p in file_probes or ()]
+    d["filePagesMicrosecondsRounds"] = [p.get("pagesMicrosecondsPerFile")
+                                        for p in file_probes or ()]
     d["peakRssRatio"] = ratio(_get(ten, "peakRssBytes"), _get(one, "peakRssBytes"))
     shares = [r["emulator"]["coreShare"] for r in _client_runs(runs)
               if r.get("emulator", {}).get("coreShare") is not None]
@@ -273,8 +275,11 @@ def markdown(doc: dict[str, Any]) -> str:
         where = (doc.get("fileCreate") or {}).get("fileSystem") or "unknown"
         lines.append(f"- creating one 128 KiB frame file in the runs' folder ({where}): "
                      f"{d['fileCreateMicroseconds']} µs (rounds "
-                     f"{d['fileCreateMicrosecondsRounds']}); it grows several times over "
-                     "in the half minute after many files nearby were deleted")
+                     f"{d['fileCreateMicrosecondsRounds']}), of which its bytes' new "
+                     f"page-cache pages alone (the same written into one file): "
+                     f"{d['filePagesMicrosecondsRounds']} µs; the first grows several "
+                     "times over in the half minute after many files nearby were deleted, "
+                     "the second where new memory is dear (a VM whose host reclaims it)")
     dcm = doc["runs"].get("fmt-dcm")
     if dcm:
         lines.append(f"- DICOM export (--format dcm, frames as stored, {d['peerLatencyMs']:g} ms): "
