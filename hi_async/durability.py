@@ -48,9 +48,9 @@ from .model import FrameResult
 COMMIT_INTERVAL = 0.25
 #: A batch this large is committed without waiting for the interval...
 COMMIT_BATCH = 1024
-#: ...and so is one whose files hold this many bytes: the page cache a run's files take
-#: before they are stable and released stays near this, whatever the frames' size and
-#: the speed (measured in ``benchmarks/NOTES.md``, "Fresh page-cache pages").
+#: ...and so is one whose files hold this many bytes, so that the pages a run's files
+#: hold until they are stable and handed back do not grow with its speed, as a quarter
+#: second's worth of frames would (``benchmarks/NOTES.md``, "Fresh page-cache pages").
 COMMIT_BYTES = 4 << 20
 #: Results waiting while a barrier is under way, at most, before the sink waits for it
 #: too (:meth:`Committer.room`): a slow disk then slows the run down instead of piling
@@ -110,10 +110,9 @@ class Committer:
 
     ``add`` never blocks; :meth:`run` (a task of the pipeline) commits a batch every
     ``interval`` seconds or as soon as ``max_batch`` results (or files of ``max_bytes``)
-    are waiting, one batch at a time, in
-    a worker thread so that the event loop never waits on the disk. Results that arrive
-    during a barrier wait for the next one; past ``max_pending`` of them, :meth:`room`
-    makes their producer wait as well.
+    are waiting, one batch at a time, in a worker thread so that the event loop never
+    waits on the disk. Results that arrive during a barrier wait for the next one; past
+    ``max_pending`` of them, :meth:`room` makes their producer wait as well.
     """
 
     def __init__(self, journal: Journal, *, interval: float = COMMIT_INTERVAL,
