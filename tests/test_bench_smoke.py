@@ -158,6 +158,45 @@ def test_each_run_starts_with_what_earlier_runs_left_dirty_written_back(
     assert after is not None and after < before
 
 
+def _resident_pages(path: Path) -> int:
+    """How many of the file's pages are in the page cache (``mincore`` of a mapping)."""
+    import ctypes
+    import mmap
+
+    size = path.stat().st_size
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    vec = (ctypes.c_ubyte * pages)()
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_COPY) as mm:
+        start = ctypes.c_char.from_buffer(mm)  # mapped, not touched: nothing is read in
+        try:
+            assert libc.mincore(ctypes.addressof(start), size, vec) == 0, ctypes.get_errno()
+        finally:
+            del start
+    return sum(v & 1 for v in vec)
+
+
+def test_a_retired_run_keeps_its_files_but_not_their_pages(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hi_async.bench import clients, file_cost
+
+    if file_cost.file_system(tmp_path) in ("tmpfs", "ramfs"):
+        pytest.skip("the temporary folder is in memory: its files are nowhere else")
+    monkeypatch.setattr(clients, "KEEP_OUTPUT_MIN_FREE", 0)  # kept, whatever the disk
+    run = tmp_path / "peer-raw-16.1"
+    frame = run / "set" / "frame.raw"
+    frame.parent.mkdir(parents=True)
+    data = os.urandom(8 << 20)
+    frame.write_bytes(data)  # not synced, as the C++ sample leaves its files
+    assert _resident_pages(frame) > 0
+    target = clients.Target("http://127.0.0.1:1", os.getpid(), tmp_path)
+    dropped = target.retire(run)
+    assert dropped is not None and dropped >= 0
+    assert _resident_pages(frame) == 0
+    assert frame.read_bytes() == data  # written back first: nothing lost
+
+
 def test_the_file_system_of_a_folder_comes_from_the_mount_table(tmp_path: Path) -> None:
     from hi_async.bench import file_cost
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..durability import release_cached
 from .firstconn import FirstConnection
 from .proctree import Measured, meminfo_kb, process_cpu_seconds, run_measured
 from .stages import analyse
@@ -67,9 +68,11 @@ class Target:
         os.sync()
         return dirty
 
-    def retire(self, folder: Path) -> None:
+    def retire(self, folder: Path) -> float | None:
         """Done with a run's files: they are kept until the bench ends (its temporary
-        folder goes then), unless the disk is short of space.
+        folder goes then), unless the disk is short of space, but not in the page cache;
+        how many MB of page cache that gave back (None where /proc/meminfo cannot be
+        read).
 
         Deleting thousands of files makes the next runs slower to create theirs: ext4
         skips inodes freed in the last minute (five, while their inode table is not yet
@@ -78,9 +81,23 @@ class Target:
         project's machine: a run of 2490 frames wrote ``.raw`` files at 349 frames/s
         after deleting the previous run's files, and at 540-600 without. Kept, every run
         (the C++ sample's too) creates its files on the same terms.
+
+        Cached, though, a run's files would hold the memory the next run's need: the C++
+        sample hands none of its pages back (hi_async hands back each batch's once it is
+        stable), and on a machine whose memory must be found anew when it is not reused
+        (``benchmarks/NOTES.md``, "Fresh page-cache pages") every later run would pay for
+        the pages an earlier one kept. Written back and dropped here, off the clock.
         """
         if shutil.disk_usage(self.workdir).free < KEEP_OUTPUT_MIN_FREE:
             shutil.rmtree(folder, ignore_errors=True)
+            return 0.0
+        before = meminfo_kb("Cached")
+        os.sync()
+        release_cached(str(p) for p in folder.rglob("*") if p.is_file())
+        after = meminfo_kb("Cached")
+        if before is None or after is None:
+            return None
+        return round(max(0, before - after) / 1024, 1)
 
 
 def dirty_megabytes() -> float | None:
@@ -181,7 +198,7 @@ def hi_async(target: Target, datastore_id: str, image_sets: list[str], fmt: str,
         result["instancesPerSecond"] = (round(dicom["instances"] / m.seconds, 1)
                                         if m.seconds else None)
     if not keep:
-        target.retire(out)
+        result["cachedMBDropped"] = target.retire(out)
     return result
 
 

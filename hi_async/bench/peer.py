@@ -60,12 +60,12 @@ def run(binary: Path, target: Target, metadata: list[Path], fmt: str, threads: i
     files = [p for p in workdir.rglob(f"*{suffix}")]
     written = len(files)
     nbytes = sum(p.stat().st_size for p in files)
-    target.retire(workdir)
+    dropped = target.retire(workdir)
     expected = _frames_in(metadata)
     return {
         "mode": "peer-cpp", "label": f"peer-{fmt}-c{threads}", "format": fmt,
         "config": {"latencyMs": target.latency_ms, "threads": threads, "decoders": decoders},
-        "dirtyMBBefore": dirty,
+        "dirtyMBBefore": dirty, "cachedMBDropped": dropped,
         "frames": written, "expectedFrames": expected,
         # The peer checks nothing: its files are counted, none is verified.
         "verified": None,
