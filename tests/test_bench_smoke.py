@@ -57,6 +57,9 @@ def test_every_mode_verifies_every_frame_of_the_same_study(quick: tuple[dict, st
         rounds = runs[name]["rounds"]  # --rounds 2: both kept, the slower one chosen
         assert len(rounds) == 2 and all(r["verified"] == everything for r in rounds), name
         assert runs[name]["framesPerSecond"] == min(r["framesPerSecond"] for r in rounds)
+        # Each run's files were dropped from the page cache once it ended.
+        assert all(r["cachedMBDropped"] is not None and r["cachedMBDropped"] >= 0
+                   for r in rounds), name
     assert runs["sequential"]["frames"] == everything  # --quick: the whole tiny study
     assert runs["mr-10x"]["frames"] == 10 * runs["mr-1x"]["frames"] == study["mr"]["frames"]
     groups = runs["ceiling"]["groups"]
@@ -308,6 +311,8 @@ def test_the_cpp_sample_runs_as_a_column_on_the_same_frames(tmp_path: Path) -> N
         assert everything - 2 <= run["frames"] <= everything, fmt
         assert {t["label"] for t in run["tries"]} == {f"peer-{fmt}-c16", f"peer-{fmt}-c64"}
         assert run["dirtyMBBefore"] >= 0, fmt
+        # It keeps every page it wrote; the bench drops them once the run ends.
+        assert run["cachedMBDropped"] is not None and run["cachedMBDropped"] >= 0, fmt
     targets = {t["metric"]: t for t in doc["derived"]["targets"]}
     for name in ("rawVsPeer", "jphVsPeer", "jphVsPeerRaw"):
         assert targets[name]["status"] in ("PASS", "MISS"), name

@@ -88,12 +88,12 @@ class Target:
         (``benchmarks/NOTES.md``, "Fresh page-cache pages") every later run would pay for
         the pages an earlier one kept. Written back and dropped here, off the clock.
         """
-        if shutil.disk_usage(self.workdir).free < KEEP_OUTPUT_MIN_FREE:
-            shutil.rmtree(folder, ignore_errors=True)
-            return 0.0
         before = meminfo_kb("Cached")
-        os.sync()
-        release_cached(str(p) for p in folder.rglob("*") if p.is_file())
+        if shutil.disk_usage(self.workdir).free < KEEP_OUTPUT_MIN_FREE:
+            shutil.rmtree(folder, ignore_errors=True)  # their pages go with them
+        else:
+            os.sync()
+            release_cached(str(p) for p in folder.rglob("*") if p.is_file())
         after = meminfo_kb("Cached")
         if before is None or after is None:
             return None

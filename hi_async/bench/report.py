@@ -77,7 +77,7 @@ def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(results, key=lambda r: r.get("framesPerSecond") or 0.0)
     chosen = ordered[(len(ordered) - 1) // 2]
     keys = ("framesPerSecond", "cpuMsPerFrame", "wallSeconds", "frames", "verified",
-            "dirtyMBBefore")
+            "dirtyMBBefore", "cachedMBDropped")
     return {**chosen, "rounds": [{k: r.get(k) for k in keys if k in r} for r in results]}
 
 
