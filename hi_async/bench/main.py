@@ -162,7 +162,9 @@ def run(opts: Options) -> dict[str, Any]:
         file_probes: list[dict[str, Any]] = []
         for n in range(1, opts.rounds + 1):
             _log(f"round {n} of {opts.rounds} {at}: {headline_frames} frames per run")
-            file_probes.append(file_cost.probe(target.fresh_folder("file-probe")))
+            probe_folder = target.fresh_folder("file-probe")
+            file_probes.append(file_cost.probe(probe_folder))
+            target.retire(probe_folder)  # its files stay, its pages go, as a run's do
             for fmt in ("none", "jph", "npy", "raw"):
                 _log(f"hi_async --format {fmt}, {workers} workers")
                 rounds.setdefault(f"fmt-{fmt}", []).append(clients.hi_async(
