@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hi_async.output.frames import write_frame_file
+from hi_async.output.frames import write_all, write_frame_file
 
 #: The mount table writes a space, tab, newline or backslash in a path as a backslash
 #: and three octal digits.
@@ -60,14 +60,11 @@ def _pages_only(path: str, files: int, pixels: np.ndarray) -> float:
     """Seconds to append ``files`` frames' bytes to one new file at ``path`` (kept):
     the same count of new page-cache pages as the frame files, without their inodes,
     folder entries and renames."""
-    data = pixels.tobytes()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         start = time.perf_counter()
         for _ in range(files):
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, pixels)
         return time.perf_counter() - start
     finally:
         os.close(fd)

@@ -50,7 +50,7 @@ def write_frame_file(path: str, fmt: str, data: bytes, pixels: np.ndarray, *,
     try:
         try:
             for part in parts:
-                _write_all(fd, part)
+                write_all(fd, part)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -65,8 +65,9 @@ def write_frame_file(path: str, fmt: str, data: bytes, pixels: np.ndarray, *,
     return sum(memoryview(part).nbytes for part in parts), file_crc & 0xFFFFFFFF
 
 
-def _write_all(fd: int, part: Any) -> None:
-    """All of ``part`` to ``fd`` (``os.write`` may write less than it was given)."""
+def write_all(fd: int, part: Any) -> None:
+    """All of ``part`` (any buffer) to ``fd`` (``os.write`` may write less than it was
+    given)."""
     view = memoryview(part).cast("B")
     while view:
         view = view[os.write(fd, view):]

@@ -32,6 +32,7 @@ from ..decodepool import DecodePool
 from ..errors import HiAsyncError
 from ..libc import die_with_parent
 from ..model import FrameRef, FrameResult
+from ..output.frames import write_all
 from ..stages import frames
 from ..stages.context import FrameWork
 from . import protocol
@@ -83,7 +84,7 @@ class Worker:
     async def _write(self, message: Any) -> None:
         data = protocol.encode(message)
         async with self._send_lock:
-            await anyio.to_thread.run_sync(_write_all, self._out_fd, data)
+            await anyio.to_thread.run_sync(write_all, self._out_fd, data)
 
     async def serve(self) -> None:
         start = await self._read()
@@ -252,12 +253,6 @@ def _item(shard_id: int, index: int, result: FrameResult) -> protocol.ResultItem
             result.error, result.encoded_bytes,
             str(result.path) if result.path is not None else None, result.file_bytes,
             result.file_crc32)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 async def _main() -> None:
